@@ -1,0 +1,60 @@
+// Scalar conversions between fp32 and the 16-bit float formats checkpoints
+// store (IEEE binary16 "F16" and bfloat16 "BF16"). Header-only; vectorised
+// variants live next to the kernels that need them.
+#ifndef DUET_COMMON_HALF_H_
+#define DUET_COMMON_HALF_H_
+
+#include <bit>
+#include <cstdint>
+
+namespace duet {
+
+inline float Bf16ToFloat(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
+
+// Round to nearest even, as torch does; NaN stays NaN.
+inline uint16_t FloatToBf16(float value) {
+  uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+inline float F16ToFloat(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1fu;
+  uint32_t mantissa = bits & 0x3ffu;
+  if (exponent == 0x1f) {  // inf / NaN
+    return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+  }
+  if (exponent == 0) {
+    if (mantissa == 0) return std::bit_cast<float>(sign);
+    // Subnormal: value = mantissa * 2^-24.
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    return sign ? -magnitude : magnitude;
+  }
+  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+// Round to nearest even; overflow becomes inf.
+inline uint16_t FloatToF16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t abs_bits = bits & 0x7fffffffu;
+  if (abs_bits > 0x7f800000u) return sign | 0x7e00u;                 // NaN
+  if (abs_bits >= 0x477ff000u) return sign | 0x7c00u;                // >= 65520: inf
+  if (abs_bits < 0x38800000u) {                                      // subnormal or zero
+    const float magnitude = std::bit_cast<float>(abs_bits);
+    // Scale so one subnormal ulp (2^-24) becomes 1.0 and let the FPU round.
+    const float scaled = magnitude * 0x1p24f;
+    const uint32_t rounded = static_cast<uint32_t>(__builtin_nearbyintf(scaled));
+    return sign | static_cast<uint16_t>(rounded);
+  }
+  uint32_t rounded = abs_bits + 0xfffu + ((abs_bits >> 13) & 1u);
+  return sign | static_cast<uint16_t>((rounded - (112u << 23)) >> 13);
+}
+
+}  // namespace duet
+
+#endif  // DUET_COMMON_HALF_H_
