@@ -1,0 +1,215 @@
+// The optimised CPU backend: a thread pool created once, ops split into
+// independent tasks (output-column bands for matmul, rows, tokens or heads
+// for the rest), and per-instruction-set inner kernels chosen at construction.
+#include "kernels/cpu/cpu_backend.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/half.h"
+#include "kernels/cpu/cpu_attention.h"
+#include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/vector_kernels.h"
+#include "kernels/sampling.h"
+
+namespace duet::kernels::cpu {
+namespace {
+
+// Elementwise work is cut into tasks of at least this many elements so a task
+// outweighs the cost of handing it to another thread.
+constexpr int64_t kMinElementsPerTask = 16 * 1024;
+
+MatmulColumnsFn MatmulFor(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return MatmulColumnsScalar;
+    case Isa::kAvx2:
+      return MatmulColumnsAvx2;
+    case Isa::kAvx512:
+      return MatmulColumnsAvx512;
+  }
+  LOG(FATAL) << "unknown Isa " << static_cast<int>(isa);
+  std::abort();  // LOG(FATAL) does not return
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(Isa isa, int num_threads)
+      : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t"),
+        matmul_(MatmulFor(isa)),
+        vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
+        pool_(num_threads) {}
+
+  std::string_view name() const override { return name_; }
+
+  void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
+    if (m <= 0 || w.rows <= 0) return;
+    // Decode streams the weights once, so each thread gets one contiguous band
+    // of rows; prefill is compute-bound, so smaller bands balance better.
+    // Bands are multiples of 12 columns, whole tiles for every variant.
+    const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
+    pool_.ParallelFor(num_bands, [&](int64_t band) {
+      const Range columns = ChunkRange(w.rows, num_bands, band, 12);
+      if (columns.begin < columns.end) matmul_(x, m, w, y, columns.begin, columns.end);
+    });
+  }
+
+  void RmsNorm(const float* x, const float* weight, float* y, int64_t rows, int64_t dim,
+               float eps) override {
+    pool_.ParallelFor(rows, [&](int64_t r) {
+      const float mean_square = vec_.sum_squares(x + r * dim, dim) / static_cast<float>(dim);
+      const float inv_rms = 1.0f / std::sqrt(mean_square + eps);
+      vec_.rms_apply(x + r * dim, inv_rms, weight, y + r * dim, dim);
+    });
+  }
+
+  void Rope(float* x, const int32_t* positions, int64_t num_tokens, int32_t num_heads,
+            int32_t head_dim, const float* inv_freq, int32_t rotary_dim) override {
+    const int32_t half = rotary_dim / 2;
+    pool_.ParallelFor(num_tokens, [&](int64_t t) {
+      // cos/sin once per token, shared by its heads; the same fp32 values the
+      // reference computes.
+      thread_local std::vector<float> cos_sin;
+      cos_sin.resize(2 * static_cast<size_t>(half));
+      for (int32_t i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(positions[t]) * inv_freq[i];
+        cos_sin[i] = std::cos(angle);
+        cos_sin[half + i] = std::sin(angle);
+      }
+      for (int32_t h = 0; h < num_heads; ++h) {
+        vec_.rotate_half(x + (t * num_heads + h) * head_dim, cos_sin.data(), cos_sin.data() + half,
+                         half);
+      }
+    });
+  }
+
+  // Both as axpy with alpha 1, which rounds exactly like a plain add.
+  void Add(const float* a, const float* b, float* out, int64_t count) override {
+    const int64_t num_tasks = std::max<int64_t>(1, count / kMinElementsPerTask);
+    pool_.ParallelFor(num_tasks, [&](int64_t task) {
+      const Range range = ChunkRange(count, num_tasks, task, 8);
+      const int64_t n = range.end - range.begin;
+      if (out == b) {
+        vec_.axpy(1.0f, a + range.begin, out + range.begin, n);
+        return;
+      }
+      if (out != a) std::copy_n(a + range.begin, n, out + range.begin);
+      vec_.axpy(1.0f, b + range.begin, out + range.begin, n);
+    });
+  }
+
+  void AddBias(float* x, const float* bias, int64_t rows, int64_t cols) override {
+    pool_.ParallelFor(rows, [&](int64_t r) { vec_.axpy(1.0f, bias, x + r * cols, cols); });
+  }
+
+  void SiluMul(const float* gate, const float* up, float* out, int64_t count) override {
+    const int64_t num_tasks = std::max<int64_t>(1, count / kMinElementsPerTask);
+    pool_.ParallelFor(num_tasks, [&](int64_t task) {
+      const Range range = ChunkRange(count, num_tasks, task, 8);
+      vec_.silu_mul(gate + range.begin, up + range.begin, out + range.begin,
+                    range.end - range.begin);
+    });
+  }
+
+  void Embedding(const int32_t* ids, int64_t num_ids, const Weight& table, float* out) override {
+    pool_.ParallelFor(num_ids, [&](int64_t i) {
+      CHECK(ids[i] >= 0 && ids[i] < table.rows) << "token id " << ids[i];
+      const int64_t cols = table.cols;
+      float* row_out = out + i * cols;
+      const int64_t offset = int64_t{ids[i]} * cols;
+      switch (table.type) {
+        case WeightType::kF32:
+          std::memcpy(row_out, static_cast<const float*>(table.data) + offset,
+                      cols * sizeof(float));
+          break;
+        case WeightType::kF16: {
+          const uint16_t* row = static_cast<const uint16_t*>(table.data) + offset;
+          for (int64_t c = 0; c < cols; ++c) row_out[c] = F16ToFloat(row[c]);
+          break;
+        }
+        case WeightType::kBF16: {
+          const uint16_t* row = static_cast<const uint16_t*>(table.data) + offset;
+          for (int64_t c = 0; c < cols; ++c) row_out[c] = Bf16ToFloat(row[c]);
+          break;
+        }
+      }
+    });
+  }
+
+  void Softmax(float* x, int64_t rows, int64_t cols) override {
+    pool_.ParallelFor(rows, [&](int64_t r) {
+      float* row = x + r * cols;
+      const float sum = vec_.exp_shift_sum(row, vec_.max(row, cols), cols);
+      vec_.scale(row, 1.0f / sum, cols);
+    });
+  }
+
+  void WriteKv(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
+               const KvCacheLayout& layout, float* k_cache, float* v_cache) override {
+    const int64_t token_floats = int64_t{layout.num_kv_heads} * layout.head_dim;
+    const int64_t num_tasks =
+        std::clamp<int64_t>(num_tokens * token_floats / kMinElementsPerTask, 1, num_tokens);
+    pool_.ParallelFor(num_tasks, [&](int64_t task) {
+      const Range tokens = ChunkRange(num_tokens, num_tasks, task, 1);
+      for (int64_t t = tokens.begin; t < tokens.end; ++t) {
+        CHECK(slots[t] >= 0 && slots[t] < int64_t{layout.num_blocks} * layout.block_size)
+            << "slot " << slots[t];
+        std::memcpy(k_cache + slots[t] * token_floats, k + t * token_floats,
+                    token_floats * sizeof(float));
+        std::memcpy(v_cache + slots[t] * token_floats, v + t * token_floats,
+                    token_floats * sizeof(float));
+      }
+    });
+  }
+
+  void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+                      const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
+                      float scale, float* out) override {
+    cpu::PagedAttention(q, k_cache, v_cache, layout, batch, num_q_heads, scale, out, vec_, pool_);
+  }
+
+  void Argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* out) override {
+    pool_.ParallelFor(rows, [&](int64_t r) { out[r] = ArgmaxRow(logits + r * vocab, vocab); });
+  }
+
+  void Sample(const float* logits, int64_t rows, int64_t vocab, const SamplingParams* params,
+              int32_t* out) override {
+    pool_.ParallelFor(rows, [&](int64_t r) {
+      thread_local SamplingScratch scratch;
+      out[r] = SampleRow(logits + r * vocab, vocab, params[r], &scratch);
+    });
+  }
+
+ private:
+  const std::string name_;
+  const MatmulColumnsFn matmul_;
+  const VectorKernels& vec_;
+  ThreadPool pool_;
+};
+
+int DefaultNumThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackendForIsa(Isa isa, int num_threads) {
+  CHECK(IsaSupported(isa)) << "this CPU cannot run the " << IsaName(isa) << " kernels";
+  return std::make_unique<CpuBackend>(isa, num_threads > 0 ? num_threads : DefaultNumThreads());
+}
+
+}  // namespace duet::kernels::cpu
+
+namespace duet::kernels {
+
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads) {
+  return cpu::MakeCpuBackendForIsa(cpu::DetectIsa(), num_threads);
+}
+
+}  // namespace duet::kernels

@@ -1,0 +1,34 @@
+// The matmul inner kernels, one per instruction set, each in its own
+// translation unit compiled for that instruction set.
+//
+// Every kernel computes y[r, n] = Σ_k x[r, k] · w[n, k] for all rows r and the
+// output columns n in [n_begin, n_end), and uses ONE accumulation order per
+// output element whatever m, the column range or the tiling: an L-lane
+// accumulator (L = 8 for AVX2, 16 for AVX-512, 8 emulated lanes for scalar)
+// fed k in order, L elements at a time; a fixed-tree horizontal sum; then the
+// k % L leftover products added one by one (fused multiply-add in the SIMD
+// kernels). That is what makes Matmul batch-invariant and independent of the
+// thread count. The variants differ from each other in the last bits.
+#ifndef DUET_KERNELS_CPU_MATMUL_KERNELS_H_
+#define DUET_KERNELS_CPU_MATMUL_KERNELS_H_
+
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace duet::kernels::cpu {
+
+// x: [m, w.cols]; y: [m, w.rows] (only columns [n_begin, n_end) written).
+using MatmulColumnsFn = void (*)(const float* x, int64_t m, const Weight& w, float* y,
+                                 int64_t n_begin, int64_t n_end);
+
+void MatmulColumnsScalar(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                         int64_t n_end);
+void MatmulColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                       int64_t n_end);
+void MatmulColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                         int64_t n_end);
+
+}  // namespace duet::kernels::cpu
+
+#endif  // DUET_KERNELS_CPU_MATMUL_KERNELS_H_

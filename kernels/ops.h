@@ -1,0 +1,142 @@
+// The backend ops the model code is written against. A Backend computes on
+// memory it can address (host memory for the CPU backends, device memory for
+// CUDA); callers own every buffer and pass raw pointers plus shapes. All
+// activations are fp32; weights are used in the dtype they are stored in.
+//
+// Thread-safety: a Backend may be called from one thread at a time; it may use
+// its own worker threads inside a call. Every op is batch-invariant: the result
+// for one row is bit-identical whatever other rows are in the same call and
+// however many threads the backend uses (for Matmul: one fixed reduction order
+// over k per output element, see kernels/cpu/matmul_kernels.h).
+#ifndef DUET_KERNELS_OPS_H_
+#define DUET_KERNELS_OPS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace duet::kernels {
+
+enum class WeightType : uint8_t { kF32, kF16, kBF16 };
+
+// Size in bytes of one element of `type`.
+int WeightTypeSize(WeightType type);
+
+// A row-major matrix as stored in a checkpoint, Hugging Face Linear layout:
+// one row per output feature.
+struct Weight {
+  const void* data = nullptr;  // [rows, cols] of `type`
+  WeightType type = WeightType::kF32;
+  int64_t rows = 0;  // output features (or vocabulary entries for embeddings)
+  int64_t cols = 0;  // input features (or hidden size for embeddings)
+};
+
+// Paged KV cache of one layer: K and V each [num_blocks, block_size,
+// num_kv_heads, head_dim] fp32. Token t of a sequence lives in block
+// block_table[t / block_size], slot t % block_size.
+struct KvCacheLayout {
+  int32_t num_blocks = 0;
+  int32_t block_size = 16;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+};
+
+// The sequences of one attention call. Sequence s owns query rows
+// [query_start[s], query_start[s + 1]); those queries are its tokens at
+// positions context_len[s] - num_queries .. context_len[s] - 1, and their K/V
+// are already written to the cache. Attention is causal: the query at position
+// p sees cached positions 0..p. A decode step is the case num_queries == 1.
+struct AttentionBatch {
+  int32_t num_seqs = 0;
+  const int32_t* query_start = nullptr;   // [num_seqs + 1]
+  const int32_t* context_len = nullptr;   // [num_seqs]
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+  int32_t max_blocks_per_seq = 0;
+};
+
+// Per-row sampling controls, validated upstream (temperature >= 0,
+// 0 <= top_p <= 1, 0 <= min_p <= 1). temperature == 0 means greedy (argmax).
+struct SamplingParams {
+  float temperature = 1.0f;
+  int32_t top_k = 0;    // 0: off
+  float top_p = 1.0f;   // 1: off
+  float min_p = 0.0f;   // 0: off
+  uint64_t seed = 0;    // with `offset`, fixes the random draw of a row
+  uint64_t offset = 0;  // e.g. the index of the token being sampled
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+
+  // y = x · wᵀ, accumulated in fp32.  x: [m, w.cols], y: [m, w.rows].
+  virtual void Matmul(const float* x, const Weight& w, float* y, int64_t m) = 0;
+
+  // y = x / sqrt(mean(x²) + eps) * weight, per row.
+  // x, y: [rows, dim]; weight: [dim]. y may alias x.
+  virtual void RmsNorm(const float* x, const float* weight, float* y, int64_t rows, int64_t dim,
+                       float eps) = 0;
+
+  // Rotary embedding in place, rotate-half layout (dims i and i + rotary_dim/2
+  // form a pair) on the first rotary_dim dims of every head, by the fp32 angle
+  // float(position) * inv_freq[i] with fp32 cos/sin, as transformers does.
+  // x: [num_tokens, num_heads, head_dim]; positions: [num_tokens];
+  // inv_freq: [rotary_dim / 2] (llama3 scaling already applied, see rope.h).
+  virtual void Rope(float* x, const int32_t* positions, int64_t num_tokens, int32_t num_heads,
+                    int32_t head_dim, const float* inv_freq, int32_t rotary_dim) = 0;
+
+  // out = a + b, elementwise. a, b, out: [count]; out may alias a or b.
+  virtual void Add(const float* a, const float* b, float* out, int64_t count) = 0;
+
+  // x[r, c] += bias[c] for every row. x: [rows, cols]; bias: [cols].
+  virtual void AddBias(float* x, const float* bias, int64_t rows, int64_t cols) = 0;
+
+  // out = silu(gate) * up, elementwise. gate, up, out: [count]; out may alias.
+  virtual void SiluMul(const float* gate, const float* up, float* out, int64_t count) = 0;
+
+  // out[i] = table[ids[i]] as fp32. ids: [num_ids]; out: [num_ids, table.cols].
+  // Ids must be in [0, table.rows).
+  virtual void Embedding(const int32_t* ids, int64_t num_ids, const Weight& table, float* out) = 0;
+
+  // Softmax over each row, in place. x: [rows, cols].
+  virtual void Softmax(float* x, int64_t rows, int64_t cols) = 0;
+
+  // Writes K/V of new tokens into the paged cache.
+  // k, v: [num_tokens, layout.num_kv_heads, layout.head_dim];
+  // slots: [num_tokens], slot = block_id * block_size + offset in block.
+  virtual void WriteKv(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
+                       const KvCacheLayout& layout, float* k_cache, float* v_cache) = 0;
+
+  // Causal paged attention with GQA (query head h uses KV head
+  // h / (num_q_heads / num_kv_heads)).
+  // q, out: [total queries, num_q_heads, layout.head_dim].
+  virtual void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+                              const KvCacheLayout& layout, const AttentionBatch& batch,
+                              int32_t num_q_heads, float scale, float* out) = 0;
+
+  // out[r] = index of the largest logit of row r (the lowest index on ties).
+  // logits: [rows, vocab]; out: [rows].
+  virtual void Argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* out) = 0;
+
+  // Samples one token per row after temperature, top-k, top-p and min-p
+  // filtering, exactly as kernels/sampling.h specifies; params[r].temperature
+  // == 0 takes the argmax. The random draw of a row depends only on (seed,
+  // offset) (kernels/random.h), so every backend picks the same token for the
+  // same logits. logits: [rows, vocab], no NaNs; params, out: [rows].
+  virtual void Sample(const float* logits, int64_t rows, int64_t vocab,
+                      const SamplingParams* params, int32_t* out) = 0;
+};
+
+// The plain, obviously-correct implementation every other backend is tested
+// against. Single-threaded and slow.
+std::unique_ptr<Backend> MakeReferenceBackend();
+
+// The optimised CPU backend: multithreaded, AVX2/FMA or AVX-512 chosen at run
+// time. num_threads <= 0 uses every core.
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0);
+
+}  // namespace duet::kernels
+
+#endif  // DUET_KERNELS_OPS_H_

@@ -1,0 +1,107 @@
+// Batch invariance (ops.h): a row's result is bit-identical whether it is
+// computed alone or inside a batch of any size, and whatever the thread
+// count. Checked bitwise for every CPU instruction-set variant.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "tests/kernels/attention_case.h"
+#include "tests/kernels/test_util.h"
+
+namespace duet::kernels::testing {
+namespace {
+
+using cpu::Isa;
+
+std::vector<Isa> SupportedIsas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (cpu::IsaSupported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+class BatchInvarianceTest : public ::testing::TestWithParam<Isa> {};
+
+bool BitwiseEqual(const float* a, const float* b, size_t count) {
+  return std::memcmp(a, b, count * sizeof(float)) == 0;
+}
+
+TEST_P(BatchInvarianceTest, MatmulRowAloneEqualsRowInAnyBatch) {
+  const Isa isa = GetParam();
+  std::unique_ptr<Backend> one_thread = cpu::MakeCpuBackendForIsa(isa, 1);
+  std::unique_ptr<Backend> two_threads = cpu::MakeCpuBackendForIsa(isa, 2);
+  std::unique_ptr<Backend> three_threads = cpu::MakeCpuBackendForIsa(isa, 3);
+  constexpr int64_t kMaxRows = 19;
+  uint32_t seed = 1;
+  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
+    for (int64_t k : {1, 7, 33, 4097}) {
+      for (int64_t n : {1, 5, 37, 100}) {
+        const std::string what = absl::StrCat(WeightTypeName(type), " k ", k, " n ", n);
+        const TestWeight w = MakeTestWeight(type, n, k, ++seed);
+        const std::vector<float> x = RandomFloats(kMaxRows * k, ++seed);
+        // Each row alone, single-threaded: the values every other way of
+        // computing the row must reproduce bit for bit.
+        std::vector<float> alone(kMaxRows * n);
+        for (int64_t r = 0; r < kMaxRows; ++r) {
+          one_thread->Matmul(x.data() + r * k, w.view(), alone.data() + r * n, 1);
+        }
+        for (Backend* backend : {one_thread.get(), two_threads.get(), three_threads.get()}) {
+          for (int64_t m : {1, 2, 3, 4, 5, 8, 13, 19}) {
+            // Rows [first, first + m) as one batch, for two offsets.
+            for (int64_t first : {int64_t{0}, kMaxRows - m}) {
+              std::vector<float> batch(m * n);
+              backend->Matmul(x.data() + first * k, w.view(), batch.data(), m);
+              EXPECT_TRUE(BitwiseEqual(batch.data(), alone.data() + first * n, m * n))
+                  << what << " " << backend->name() << " m " << m << " first row " << first;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(BatchInvarianceTest, AttentionOfASequenceDoesNotDependOnItsBatch) {
+  const Isa isa = GetParam();
+  std::unique_ptr<Backend> one_thread = cpu::MakeCpuBackendForIsa(isa, 1);
+  std::unique_ptr<Backend> two_threads = cpu::MakeCpuBackendForIsa(isa, 2);
+  const std::vector<SequenceSpec> seqs = {{40, 6}, {9, 1}, {70, 1}, {16, 16}};
+  const AttentionCase batch_case = MakeAttentionCase(seqs, 2, 8, 64, 16, 42);
+  std::vector<float> batched(batch_case.q.size());
+  two_threads->PagedAttention(batch_case.q.data(), batch_case.k_cache.data(),
+                              batch_case.v_cache.data(), batch_case.layout, batch_case.batch(),
+                              batch_case.num_q_heads, batch_case.scale, batched.data());
+  const int64_t row_floats = int64_t{batch_case.num_q_heads} * batch_case.layout.head_dim;
+  for (int32_t s = 0; s < static_cast<int32_t>(seqs.size()); ++s) {
+    // The same cache, a batch holding only sequence s.
+    const int32_t first_row = batch_case.query_start[s];
+    const int32_t num_queries = seqs[s].num_queries;
+    const std::vector<int32_t> query_start = {0, num_queries};
+    const AttentionBatch alone_batch{
+        1, query_start.data(), &batch_case.context_len[s],
+        batch_case.block_tables.data() + s * batch_case.max_blocks_per_seq,
+        batch_case.max_blocks_per_seq};
+    std::vector<float> alone(num_queries * row_floats);
+    one_thread->PagedAttention(batch_case.q.data() + first_row * row_floats,
+                               batch_case.k_cache.data(), batch_case.v_cache.data(),
+                               batch_case.layout, alone_batch, batch_case.num_q_heads,
+                               batch_case.scale, alone.data());
+    EXPECT_TRUE(BitwiseEqual(alone.data(), batched.data() + first_row * row_floats, alone.size()))
+        << "sequence " << s;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, BatchInvarianceTest, ::testing::ValuesIn(SupportedIsas()),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(cpu::IsaName(info.param));
+                         });
+
+}  // namespace
+}  // namespace duet::kernels::testing

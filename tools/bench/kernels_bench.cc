@@ -1,0 +1,197 @@
+// CPU kernel benchmarks on a 2-thread pool. Decode GEMVs report the weight
+// bytes streamed per second next to the streaming read bandwidth measured
+// right after them (kernels_bench_memory.h); the prefill GEMM reports GFLOP/s.
+// docs/performance.md has the command line and recorded results.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "common/half.h"
+#include "kernels/ops.h"
+#include "tools/bench/kernels_bench_memory.h"
+
+namespace duet::bench {
+namespace {
+
+using kernels::Backend;
+using kernels::Weight;
+using kernels::WeightType;
+
+constexpr int kThreads = 2;
+constexpr size_t kMiB = size_t{1} << 20;
+
+Backend& SharedBackend(int num_threads = kThreads) {
+  static const std::unique_ptr<Backend> two_threads = kernels::MakeCpuBackend(kThreads);
+  static const std::unique_ptr<Backend> one_thread = kernels::MakeCpuBackend(1);
+  return num_threads == 1 ? *one_thread : *two_threads;
+}
+
+std::vector<float> RandomFloats(size_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(count);
+  for (float& v : values) v = dist(rng);
+  return values;
+}
+
+// Copies of one random weight matrix that together exceed `min_total_bytes`.
+// Cycling through them keeps the last-level cache (32 MiB here) from holding
+// the weights between iterations: every GEMV streams from DRAM, as each layer
+// of a real forward pass does.
+class WeightCopies {
+ public:
+  WeightCopies(WeightType type, int64_t rows, int64_t cols, size_t min_total_bytes)
+      : type_(type), rows_(rows), cols_(cols) {
+    const size_t bytes = size_t(rows) * cols * kernels::WeightTypeSize(type);
+    const std::vector<float> values = RandomFloats(size_t(rows) * cols, 7);
+    const size_t num_copies = std::max<size_t>(1, (min_total_bytes + bytes - 1) / bytes);
+    for (size_t c = 0; c < num_copies; ++c) {
+      copies_.push_back(std::make_unique<LargeBuffer>(bytes));
+      auto* bits = static_cast<uint16_t*>(copies_.back()->data());
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (type == WeightType::kF32) {
+          static_cast<float*>(copies_.back()->data())[i] = values[i];
+        } else {
+          bits[i] = type == WeightType::kBF16 ? FloatToBf16(values[i]) : FloatToF16(values[i]);
+        }
+      }
+    }
+  }
+
+  Weight Next() {
+    const Weight w{copies_[next_]->data(), type_, rows_, cols_};
+    next_ = (next_ + 1) % copies_.size();
+    return w;
+  }
+  double bytes_each() const { return double(rows_) * cols_ * kernels::WeightTypeSize(type_); }
+
+ private:
+  WeightType type_;
+  int64_t rows_, cols_;
+  std::vector<std::unique_ptr<LargeBuffer>> copies_;
+  size_t next_ = 0;
+};
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  LargeBuffer buffer(512 * kMiB);
+  for (auto _ : state) benchmark::DoNotOptimize(StreamRead(buffer, kThreads));
+  state.counters["GB/s"] =
+      benchmark::Counter(buffer.bytes() / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// y[1, n] = x[1, k] · W[n, k]ᵀ on `num_threads` threads.
+void BM_DecodeGemv(benchmark::State& state, WeightType type, int64_t k, int64_t n,
+                   int num_threads) {
+  WeightCopies weights(type, n, k, 256 * kMiB);
+  const std::vector<float> x = RandomFloats(k, 1);
+  std::vector<float> y(n);
+  Backend& backend = SharedBackend(num_threads);
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    backend.Matmul(x.data(), weights.Next(), y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const double weight_gbps = weights.bytes_each() * state.iterations() / elapsed.count() / 1e9;
+  // Measured right after the GEMV: on a shared machine the bandwidth
+  // available varies from minute to minute.
+  const double read_gbps = MeasureReadBandwidthGBps(num_threads);
+  state.counters["weight_GB/s"] = weight_gbps;
+  state.counters["read_bw_GB/s"] = read_gbps;
+  state.counters["pct_of_read_bw"] = 100 * weight_gbps / read_gbps;
+}
+
+BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k4096_n4096, WeightType::kBF16, 4096, 4096, kThreads)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k2048_n6144, WeightType::kBF16, 2048, 6144, kThreads)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemv, f16_k4096_n4096, WeightType::kF16, 4096, 4096, kThreads)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemv, f32_k4096_n4096, WeightType::kF32, 4096, 4096, kThreads)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemv, f32_k2048_n6144, WeightType::kF32, 2048, 6144, kThreads)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+// One thread against one thread's read bandwidth: how much of the machine's
+// bandwidth a single core can draw.
+BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k4096_n4096_1thread, WeightType::kBF16, 4096, 4096, 1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// y[m, n] = x[m, k] · W[n, k]ᵀ, compute-bound.
+void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n) {
+  WeightCopies weights(type, n, k, 0);
+  const std::vector<float> x = RandomFloats(m * k, 1);
+  std::vector<float> y(m * n);
+  Backend& backend = SharedBackend();
+  for (auto _ : state) {
+    backend.Matmul(x.data(), weights.Next(), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * k * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK_CAPTURE(BM_PrefillGemm, bf16_m64_k4096_n4096, WeightType::kBF16, 64, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PrefillGemm, f32_m64_k4096_n4096, WeightType::kF32, 64, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Decode attention for a batch of sequences: Llama-3-8B-like heads (32 query
+// heads, 8 KV heads, head_dim 128), blocks of 16 tokens.
+void BM_DecodeAttention(benchmark::State& state) {
+  const int32_t num_seqs = 8, context_len = static_cast<int32_t>(state.range(0));
+  const kernels::KvCacheLayout layout{num_seqs * ((context_len + 15) / 16), 16, 8, 128};
+  const size_t cache_floats = size_t(layout.num_blocks) * 16 * 8 * 128;
+  const std::vector<float> k_cache = RandomFloats(cache_floats, 2);
+  const std::vector<float> v_cache = RandomFloats(cache_floats, 3);
+  const int32_t blocks_per_seq = layout.num_blocks / num_seqs;
+  std::vector<int32_t> block_tables(layout.num_blocks), query_start(num_seqs + 1);
+  std::vector<int32_t> context_lens(num_seqs, context_len);
+  for (int32_t b = 0; b < layout.num_blocks; ++b) block_tables[b] = b;
+  for (int32_t s = 0; s <= num_seqs; ++s) query_start[s] = s;
+  const kernels::AttentionBatch batch{num_seqs, query_start.data(), context_lens.data(),
+                                      block_tables.data(), blocks_per_seq};
+  const std::vector<float> q = RandomFloats(size_t(num_seqs) * 32 * 128, 4);
+  std::vector<float> out(q.size());
+  Backend& backend = SharedBackend();
+  for (auto _ : state) {
+    backend.PagedAttention(q.data(), k_cache.data(), v_cache.data(), layout, batch, 32, 0.088388f,
+                           out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["kv_GB/s"] = benchmark::Counter(2.0 * num_seqs * context_len * 8 * 128 * 4 / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_DecodeAttention)->Arg(512)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One row over a Llama 3 vocabulary with typical chat sampling settings.
+void BM_Sample(benchmark::State& state) {
+  const int64_t vocab = 128256;
+  std::vector<float> logits = RandomFloats(vocab, 5);
+  for (float& l : logits) l *= 8;
+  kernels::SamplingParams params{0.7f, 0, 0.9f, 0.0f, 1, 0};
+  int32_t token = 0;
+  Backend& backend = SharedBackend();
+  for (auto _ : state) {
+    ++params.offset;
+    backend.Sample(logits.data(), 1, vocab, &params, &token);
+    benchmark::DoNotOptimize(token);
+  }
+}
+BENCHMARK(BM_Sample)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace duet::bench
+
+BENCHMARK_MAIN();
