@@ -1,0 +1,252 @@
+// The model families against transformers: the committed fixtures in
+// tests/golden/fixtures hold logits that Hugging Face transformers computed in
+// fp32 (tests/golden/make_fixtures.py). Every backend must reproduce them:
+//   - logits within kLogitAtol (fp32 compute; different summation orders
+//     move logits of magnitude <= ~20 by ~1e-5, the fixtures' fp32-vs-fp64
+//     check measured 1.2e-5),
+//   - greedy tokens identical,
+//   - a prefill in chunks equal to the prefill in one pass,
+//   - decode over the paged KV cache equal to recomputing the whole sequence,
+//   - two sequences batched in one forward pass equal to each alone.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/model_config.h"
+#include "common/safetensors.h"
+#include "kernels/ops.h"
+#include "tests/test_paths.h"
+#include "worker/generator.h"
+#include "worker/models/registry.h"
+
+namespace duet::worker {
+namespace {
+
+constexpr float kLogitAtol = 1e-3f;
+// Same weights, same backend, different batching or KV path: only the order
+// of a few fp32 sums differs.
+constexpr float kSelfConsistencyAtol = 1e-4f;
+
+std::string FixtureDir(const std::string& name) {
+  return duet::testing::SourceDir() + "/tests/golden/fixtures/" + name;
+}
+
+// The reference tensors of one fixture.
+struct Reference {
+  std::vector<int32_t> prompt_ids, prompt2_ids, greedy_ids, prompt2_greedy_ids, chunk_lens;
+  std::vector<float> prefill_logits, chunked_prefill_logits, decode_logits;
+  std::vector<float> prompt2_prefill_logits, prompt2_decode_logits;
+};
+
+template <typename T>
+std::vector<T> ReadTensor(const SafetensorsFile& file, const std::string& name) {
+  absl::StatusOr<TensorView> tensor = file.Get(name);
+  EXPECT_TRUE(tensor.ok()) << tensor.status();
+  if (!tensor.ok()) return {};
+  std::vector<T> values(tensor->num_bytes / sizeof(T));
+  std::memcpy(values.data(), tensor->data, tensor->num_bytes);
+  return values;
+}
+
+Reference LoadReference(const std::string& fixture_dir) {
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(fixture_dir + "/reference.safetensors");
+  EXPECT_TRUE(file.ok()) << file.status();
+  Reference ref;
+  if (!file.ok()) return ref;
+  const SafetensorsFile& f = **file;
+  ref.prompt_ids = ReadTensor<int32_t>(f, "prompt_ids");
+  ref.prompt2_ids = ReadTensor<int32_t>(f, "prompt2_ids");
+  ref.greedy_ids = ReadTensor<int32_t>(f, "greedy_ids");
+  ref.prompt2_greedy_ids = ReadTensor<int32_t>(f, "prompt2_greedy_ids");
+  ref.chunk_lens = ReadTensor<int32_t>(f, "chunk_lens");
+  ref.prefill_logits = ReadTensor<float>(f, "prefill_logits");
+  ref.chunked_prefill_logits = ReadTensor<float>(f, "chunked_prefill_logits");
+  ref.decode_logits = ReadTensor<float>(f, "decode_logits");
+  ref.prompt2_prefill_logits = ReadTensor<float>(f, "prompt2_prefill_logits");
+  ref.prompt2_decode_logits = ReadTensor<float>(f, "prompt2_decode_logits");
+  return ref;
+}
+
+// Largest |a - b|; the sizes must agree.
+float MaxAbsDiff(const float* a, const float* b, size_t count) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  return worst;
+}
+
+int32_t Argmax(const float* row, int64_t vocab) {
+  return static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+}
+
+std::unique_ptr<kernels::Backend> MakeBackend(const std::string& name) {
+  return name == "reference" ? kernels::MakeReferenceBackend() : kernels::MakeCpuBackend(2);
+}
+
+using Param = std::tuple<std::string /*fixture*/, std::string /*backend*/>;
+
+class GoldenTest : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    const auto& [fixture, backend_name] = GetParam();
+    const std::string dir = FixtureDir(fixture);
+    absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = *std::move(model);
+    backend_ = MakeBackend(backend_name);
+    ref_ = LoadReference(dir);
+    vocab_ = model_->config().vocab_size;
+  }
+
+  // A generator whose blocks are taken in a shuffled order.
+  std::unique_ptr<Generator> NewGenerator(int32_t block_size = 16, uint32_t shuffle_seed = 1) {
+    GeneratorOptions options;
+    options.block_size = block_size;
+    options.num_blocks = static_cast<int32_t>(64 * 16 / block_size);
+    options.block_order.resize(options.num_blocks);
+    std::iota(options.block_order.begin(), options.block_order.end(), 0);
+    std::shuffle(options.block_order.begin(), options.block_order.end(), std::mt19937(shuffle_seed));
+    absl::StatusOr<std::unique_ptr<Generator>> generator = Generator::Create(*model_, *backend_, options);
+    EXPECT_TRUE(generator.ok()) << generator.status();
+    return generator.ok() ? *std::move(generator) : nullptr;
+  }
+
+  std::vector<float> Append(Generator& generator, const std::vector<int32_t>& tokens, bool all) {
+    absl::StatusOr<std::vector<float>> logits = generator.Append(tokens, all);
+    EXPECT_TRUE(logits.ok()) << logits.status();
+    return logits.ok() ? *std::move(logits) : std::vector<float>();
+  }
+
+  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<kernels::Backend> backend_;
+  Reference ref_;
+  int64_t vocab_ = 0;
+};
+
+TEST_P(GoldenTest, PrefillLogitsMatchTransformers) {
+  for (int32_t block_size : {16, 4}) {
+    std::unique_ptr<Generator> generator = NewGenerator(block_size);
+    const std::vector<float> logits = Append(*generator, ref_.prompt_ids, /*all=*/true);
+    ASSERT_EQ(logits.size(), ref_.prefill_logits.size());
+    EXPECT_LE(MaxAbsDiff(logits.data(), ref_.prefill_logits.data(), logits.size()), kLogitAtol)
+        << "block size " << block_size;
+  }
+}
+
+TEST_P(GoldenTest, ChunkedPrefillEqualsOnePass) {
+  ASSERT_EQ(ref_.chunk_lens.size(), 2u);
+  std::unique_ptr<Generator> generator = NewGenerator();
+  const std::vector<int32_t> first(ref_.prompt_ids.begin(), ref_.prompt_ids.begin() + ref_.chunk_lens[0]);
+  const std::vector<int32_t> second(ref_.prompt_ids.begin() + ref_.chunk_lens[0], ref_.prompt_ids.end());
+  std::vector<float> logits = Append(*generator, first, true);
+  const std::vector<float> rest = Append(*generator, second, true);
+  logits.insert(logits.end(), rest.begin(), rest.end());
+  ASSERT_EQ(logits.size(), ref_.chunked_prefill_logits.size());
+  EXPECT_LE(MaxAbsDiff(logits.data(), ref_.chunked_prefill_logits.data(), logits.size()), kLogitAtol);
+
+  std::unique_ptr<Generator> one_pass = NewGenerator(16, /*shuffle_seed=*/7);
+  const std::vector<float> whole = Append(*one_pass, ref_.prompt_ids, true);
+  EXPECT_LE(MaxAbsDiff(logits.data(), whole.data(), whole.size()), kSelfConsistencyAtol);
+}
+
+TEST_P(GoldenTest, GreedyDecodeMatchesTransformersAndRecomputation) {
+  std::unique_ptr<Generator> generator = NewGenerator();
+  std::vector<float> logits = Append(*generator, ref_.prompt_ids, false);
+  std::vector<int32_t> sequence = ref_.prompt_ids;
+  const int64_t num_steps = static_cast<int64_t>(ref_.decode_logits.size()) / vocab_;
+  ASSERT_EQ(ref_.greedy_ids.size(), static_cast<size_t>(num_steps + 1));
+  for (int64_t step = 0; step <= num_steps; ++step) {
+    const int32_t token = Argmax(logits.data(), vocab_);
+    ASSERT_EQ(token, ref_.greedy_ids[step]) << "greedy token " << step;
+    if (step == num_steps) break;
+    sequence.push_back(token);
+    logits = Append(*generator, {token}, false);
+    EXPECT_LE(MaxAbsDiff(logits.data(), ref_.decode_logits.data() + step * vocab_, vocab_), kLogitAtol)
+        << "decode step " << step;
+
+    // The same position computed from scratch, without any cached KV.
+    std::unique_ptr<Generator> fresh = NewGenerator(16, /*shuffle_seed=*/step + 11);
+    const std::vector<float> recomputed = Append(*fresh, sequence, false);
+    EXPECT_LE(MaxAbsDiff(logits.data(), recomputed.data(), vocab_), kSelfConsistencyAtol)
+        << "decode step " << step << " vs full recomputation";
+  }
+}
+
+// Both prompts prefilled in one forward pass, then decoded together.
+TEST_P(GoldenTest, TwoSequencesInOneBatch) {
+  const ModelConfig& config = model_->config();
+  const int32_t block_size = 16, blocks_per_seq = 4;
+  KvCache cache(config.num_hidden_layers, model_->KvLayout(2 * blocks_per_seq, block_size));
+  // Sequence 0 owns blocks 5, 2, 7, 0; sequence 1 owns 1, 6, 3, 4.
+  const std::vector<int32_t> block_tables = {5, 2, 7, 0, 1, 6, 3, 4};
+  std::vector<std::vector<int32_t>> sequences = {ref_.prompt_ids, ref_.prompt2_ids};
+
+  auto run = [&](const std::vector<std::vector<int32_t>>& new_tokens, std::vector<int32_t> start) {
+    ForwardBatch batch;
+    batch.block_tables = block_tables;
+    batch.max_blocks_per_seq = blocks_per_seq;
+    batch.query_start = {0};
+    for (int s = 0; s < 2; ++s) {
+      for (size_t i = 0; i < new_tokens[s].size(); ++i) {
+        const int32_t position = start[s] + static_cast<int32_t>(i);
+        batch.token_ids.push_back(new_tokens[s][i]);
+        batch.positions.push_back(position);
+        batch.slots.push_back(block_tables[s * blocks_per_seq + position / block_size] * block_size +
+                              position % block_size);
+      }
+      batch.query_start.push_back(static_cast<int32_t>(batch.token_ids.size()));
+      batch.context_len.push_back(start[s] + static_cast<int32_t>(new_tokens[s].size()));
+      batch.logit_rows.push_back(batch.query_start.back() - 1);
+    }
+    std::vector<float> logits(2 * vocab_);
+    const absl::Status status = model_->Forward(*backend_, batch, cache, logits.data());
+    EXPECT_TRUE(status.ok()) << status;
+    return logits;
+  };
+
+  std::vector<float> logits = run({ref_.prompt_ids, ref_.prompt2_ids}, {0, 0});
+  const std::vector<int32_t>* greedy[2] = {&ref_.greedy_ids, &ref_.prompt2_greedy_ids};
+  const std::vector<float>* decode_ref[2] = {&ref_.decode_logits, &ref_.prompt2_decode_logits};
+  for (int step = 0; step < 8; ++step) {
+    std::vector<std::vector<int32_t>> next(2);
+    std::vector<int32_t> start(2);
+    for (int s = 0; s < 2; ++s) {
+      const int32_t token = Argmax(logits.data() + s * vocab_, vocab_);
+      ASSERT_EQ(token, (*greedy[s])[step]) << "sequence " << s << " step " << step;
+      next[s] = {token};
+      start[s] = static_cast<int32_t>(sequences[s].size());
+      sequences[s].push_back(token);
+    }
+    logits = run(next, start);
+    for (int s = 0; s < 2; ++s) {
+      EXPECT_LE(MaxAbsDiff(logits.data() + s * vocab_, decode_ref[s]->data() + step * vocab_, vocab_),
+                kLogitAtol)
+          << "sequence " << s << " decode step " << step;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, GoldenTest,
+    ::testing::Combine(::testing::Values("llama", "qwen2", "qwen3", "qwen3_moe_topk_norm",
+                                         "qwen3_moe_no_norm"),
+                       ::testing::Values("reference", "cpu")),
+    [](const ::testing::TestParamInfo<Param>& info) {
+      return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+    });
+
+}  // namespace
+}  // namespace duet::worker

@@ -1,0 +1,36 @@
+// `duet generate`: loads a model in this process and generates from a prompt
+// given as token ids, printing the tokens and prefill/decode throughput.
+#ifndef DUET_TOOLS_DUET_GENERATE_COMMAND_H_
+#define DUET_TOOLS_DUET_GENERATE_COMMAND_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace duet::cli {
+
+struct GenerateOptions {
+  std::string model_dir;
+  std::string load_format = "safetensors";  // or "dummy"
+  std::vector<int32_t> prompt_ids;
+  int32_t max_tokens = 32;
+  float temperature = 0.0f;  // 0: greedy
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  std::string backend = "cpu";  // or "reference"
+  int32_t threads = 0;          // 0: every core
+  int32_t prefill_chunk = 0;    // 0: the whole prompt in one pass
+  bool ignore_eos = false;
+};
+
+// Runs the command, writing results to stdout. Errors (bad model directory,
+// bad options) come back as a Status for the caller to print.
+absl::Status RunGenerate(const GenerateOptions& options);
+
+}  // namespace duet::cli
+
+#endif  // DUET_TOOLS_DUET_GENERATE_COMMAND_H_

@@ -1,0 +1,102 @@
+// The `duet` command-line tool. Subcommands:
+//   duet generate --model DIR --prompt-ids 1,2,3 [--max-tokens N] ...
+// Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "tools/duet/generate_command.h"
+
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
+ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
+ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
+ABSL_FLAG(int32_t, max_tokens, 32, "tokens to generate");
+ABSL_FLAG(float, temperature, 0.0f, "sampling temperature; 0 is greedy");
+ABSL_FLAG(int32_t, top_k, 0, "top-k filter; 0 is off");
+ABSL_FLAG(float, top_p, 1.0f, "top-p (nucleus) filter; 1 is off");
+ABSL_FLAG(float, min_p, 0.0f, "min-p filter; 0 is off");
+ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
+ABSL_FLAG(std::string, backend, "cpu", "cpu or reference");
+ABSL_FLAG(int32_t, threads, 0, "CPU threads; 0 uses every core");
+ABSL_FLAG(int32_t, prefill_chunk, 0, "prefill chunk size in tokens; 0 runs the prompt at once");
+ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
+
+namespace {
+
+constexpr char kUsage[] =
+    "duet <command> [flags]\n"
+    "commands:\n"
+    "  generate   run a model on a prompt of token ids in this process\n";
+
+// "--max-tokens=3" -> "--max_tokens=3": dashes inside flag names become
+// underscores, values are left alone.
+std::string NormalizeFlag(std::string_view arg) {
+  if (arg.size() < 3 || arg.substr(0, 2) != "--") return std::string(arg);
+  std::string normalized(arg);
+  const size_t name_end = std::min(normalized.find('='), normalized.size());
+  for (size_t i = 2; i < name_end; ++i) {
+    if (normalized[i] == '-') normalized[i] = '_';
+  }
+  return normalized;
+}
+
+bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
+  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(piece, &id)) return false;
+    ids->push_back(id);
+  }
+  return true;
+}
+
+int Generate() {
+  duet::cli::GenerateOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.load_format = absl::GetFlag(FLAGS_load_format);
+  if (!ParseIds(absl::GetFlag(FLAGS_prompt_ids), &options.prompt_ids)) {
+    std::fprintf(stderr, "error: --prompt-ids must be comma-separated integers\n");
+    return 2;
+  }
+  options.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  options.temperature = absl::GetFlag(FLAGS_temperature);
+  options.top_k = absl::GetFlag(FLAGS_top_k);
+  options.top_p = absl::GetFlag(FLAGS_top_p);
+  options.min_p = absl::GetFlag(FLAGS_min_p);
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.backend = absl::GetFlag(FLAGS_backend);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
+  options.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  const absl::Status status = duet::cli::RunGenerate(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  if (argc < 2 || argv[1][0] == '-') {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string command = argv[1];
+  std::vector<std::string> normalized = {argv[0]};
+  for (int i = 2; i < argc; ++i) normalized.push_back(NormalizeFlag(argv[i]));
+  std::vector<char*> args;
+  for (std::string& arg : normalized) args.push_back(arg.data());
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+
+  if (command == "generate") return Generate();
+  std::fprintf(stderr, "error: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,41 @@
+// The paged KV cache of one worker: for every layer, K and V pools of
+// [num_blocks, block_size, num_kv_heads, head_dim] fp32 (only this rank's KV
+// heads). The router decides which block holds which tokens; the worker only
+// owns the memory.
+#ifndef DUET_WORKER_KV_CACHE_H_
+#define DUET_WORKER_KV_CACHE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ops.h"
+
+namespace duet::worker {
+
+// Thread-compatible; owns its memory.
+class KvCache {
+ public:
+  KvCache(int64_t num_layers, const kernels::KvCacheLayout& layout);
+
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+
+  // Bytes one block takes across all layers, K and V.
+  static int64_t BlockBytes(int64_t num_layers, const kernels::KvCacheLayout& layout);
+
+  const kernels::KvCacheLayout& layout() const { return layout_; }
+  int64_t num_layers() const { return num_layers_; }
+
+  float* keys(int64_t layer) { return storage_.data() + (2 * layer) * layer_elements_; }
+  float* values(int64_t layer) { return storage_.data() + (2 * layer + 1) * layer_elements_; }
+
+ private:
+  int64_t num_layers_;
+  kernels::KvCacheLayout layout_;
+  int64_t layer_elements_;     // one of K or V of one layer
+  std::vector<float> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
+};
+
+}  // namespace duet::worker
+
+#endif  // DUET_WORKER_KV_CACHE_H_

@@ -1,0 +1,53 @@
+// Where a model's weights come from: a safetensors checkpoint (tensors used in
+// place, straight from the memory-mapped files) or random "dummy" weights at
+// the shapes the config gives (for benchmarking real shapes without files).
+#ifndef DUET_WORKER_MODELS_WEIGHT_SOURCE_H_
+#define DUET_WORKER_MODELS_WEIGHT_SOURCE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/safetensors_checkpoint.h"
+#include "kernels/ops.h"
+
+namespace duet::worker {
+
+// Thread-compatible. Weights returned by GetMatrix stay valid while the source
+// lives (they borrow from its mapped files or buffers).
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+
+  // A [rows, cols] matrix stored as f32, f16 or bf16. NotFound when absent;
+  // InvalidArgument, naming the tensor, when the shape or dtype differs.
+  virtual absl::StatusOr<kernels::Weight> GetMatrix(std::string_view name, int64_t rows,
+                                                    int64_t cols) = 0;
+
+  // A [size] vector (norm weights, biases), converted to fp32.
+  virtual absl::StatusOr<std::vector<float>> GetVector(std::string_view name,
+                                                       int64_t size) = 0;
+
+  // Whether a tensor of that name exists (e.g. an untied lm_head).
+  virtual bool Contains(std::string_view name) const = 0;
+
+  // Bytes of weight data handed out so far (for load progress).
+  virtual uint64_t bytes_loaded() const = 0;
+};
+
+// Weights from <model_dir>/model.safetensors or its sharded index.
+absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
+    const std::string& model_dir);
+
+// Random weights: matrices bf16 with entries uniform with standard deviation
+// `std`, vectors fp32 near one (norm weights) or near zero (names ending in
+// "bias"). The same seed
+// gives the same tensors, tensor by tensor, independent of request order.
+std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std = 0.02f);
+
+}  // namespace duet::worker
+
+#endif  // DUET_WORKER_MODELS_WEIGHT_SOURCE_H_
