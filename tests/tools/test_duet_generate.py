@@ -1,5 +1,6 @@
 """`duet generate` end to end: the real binary on the golden fixtures gives
 the greedy tokens transformers gave, and bad input gets a clear error."""
+import json
 import os
 import pathlib
 import subprocess
@@ -61,6 +62,8 @@ def test_dummy_weights_need_no_weight_files(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model=/nonexistent/model", "--prompt-ids=1"], "config.json"),
     (["--prompt-ids=1"], "--model is required"),
+    (["--model={llama}"], "exactly one of --prompt and --prompt-ids"),
+    (["--model={llama}", "--prompt=hi"], "tokenizer.json"),
     (["--model={llama}", "--prompt-ids=1,x"], "--prompt-ids"),
     (["--model={llama}", "--prompt-ids=99999"], "outside the vocabulary"),
     (["--model={llama}", "--prompt-ids=1", "--max-tokens=100000"], "context length"),
@@ -71,6 +74,26 @@ def test_bad_input_is_a_clear_error(args, message):
     result = run("generate", *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_text_prompt_uses_the_models_tokenizer(tmp_path):
+    assets = pathlib.Path(os.environ.get("DUET_ASSETS", SOURCE_DIR / ".." / "shared" / "assets"))
+    tokenizer_json = assets / "tokenizers" / "qwen3" / "tokenizer.json"
+    if not tokenizer_json.exists():
+        pytest.skip("tokenizer assets absent")
+    tokenizers = pytest.importorskip("tokenizers")
+    config = json.loads((FIXTURES / "qwen3" / "config.json").read_text())
+    config["vocab_size"] = 151936  # Qwen3's embedding rows
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "tokenizer.json").write_text(tokenizer_json.read_text(encoding="utf-8"), encoding="utf-8")
+    prompt = "Hello, wörld! 你好 🙂"
+    result = run("generate", f"--model={tmp_path}", "--load-format=dummy", f"--prompt={prompt}",
+                 "--max-tokens=3", "--ignore-eos")
+    assert result.returncode == 0, result.stderr
+    expected = tokenizers.Tokenizer.from_file(str(tokenizer_json)).encode(prompt).ids
+    prompt_line = next(l for l in result.stdout.splitlines() if l.startswith("prompt:"))
+    assert [int(t) for t in prompt_line.split(":", 1)[1].split()] == expected
+    assert any(l.startswith("text:") for l in result.stdout.splitlines())
 
 
 def test_unknown_command():

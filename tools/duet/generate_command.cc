@@ -10,6 +10,7 @@
 #include "common/model_config.h"
 #include "common/status_macros.h"
 #include "kernels/ops.h"
+#include "router/tokenizer/tokenizer.h"
 #include "worker/generator.h"
 #include "worker/models/registry.h"
 
@@ -36,11 +37,26 @@ absl::StatusOr<std::unique_ptr<worker::WeightSource>> OpenWeights(const Generate
                                                  "' (safetensors or dummy)"));
 }
 
+// The model directory's tokenizer, when it has one.
+absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> OpenTokenizer(const std::string& model_dir) {
+  return tokenizer::Tokenizer::FromFile(model_dir + "/tokenizer.json");
+}
+
 }  // namespace
 
-absl::Status RunGenerate(const GenerateOptions& options) {
+absl::Status RunGenerate(const GenerateOptions& input) {
+  GenerateOptions options = input;
   if (options.model_dir.empty()) return absl::InvalidArgumentError("--model is required");
-  if (options.prompt_ids.empty()) return absl::InvalidArgumentError("--prompt-ids is required");
+  if (options.prompt_ids.empty() == options.prompt_text.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --prompt and --prompt-ids");
+  }
+  std::unique_ptr<tokenizer::Tokenizer> text_tokenizer;
+  if (!options.prompt_text.empty()) {
+    DUET_ASSIGN_OR_RETURN(text_tokenizer, OpenTokenizer(options.model_dir));
+    DUET_ASSIGN_OR_RETURN(options.prompt_ids,
+                          text_tokenizer->Encode(options.prompt_text, /*add_special_tokens=*/true));
+    if (options.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+  }
   if (options.max_tokens < 0) return absl::InvalidArgumentError("--max-tokens must be >= 0");
   if (options.temperature < 0) return absl::InvalidArgumentError("--temperature must be >= 0");
 
@@ -54,6 +70,7 @@ absl::Status RunGenerate(const GenerateOptions& options) {
               static_cast<long long>(config.num_hidden_layers), SecondsSince(load_start),
               std::string(backend->name()).c_str());
 
+  std::printf("prompt: %s\n", absl::StrJoin(options.prompt_ids, " ").c_str());
   const int64_t total_tokens = static_cast<int64_t>(options.prompt_ids.size()) + options.max_tokens;
   if (total_tokens > config.max_position_embeddings) {
     return absl::InvalidArgumentError(StrCat("prompt + max tokens (", total_tokens,
@@ -97,6 +114,11 @@ absl::Status RunGenerate(const GenerateOptions& options) {
   const double decode_seconds = SecondsSince(decode_start);
 
   std::printf("tokens: %s\n", absl::StrJoin(generated, " ").c_str());
+  if (text_tokenizer != nullptr) {
+    DUET_ASSIGN_OR_RETURN(std::string text,
+                          text_tokenizer->Decode(generated, /*skip_special_tokens=*/true));
+    std::printf("text: %s\n", text.c_str());
+  }
   std::printf("prefill: %zu tokens in %.3f s (%.1f tokens/s)\n", options.prompt_ids.size(),
               prefill_seconds, options.prompt_ids.size() / std::max(prefill_seconds, 1e-9));
   // The first token comes from the prefill's logits; each later one costs a

@@ -1,5 +1,6 @@
 // `duet generate`: loads a model in this process and generates from a prompt
-// given as token ids, printing the tokens and prefill/decode throughput.
+// (text, tokenized with the model directory's tokenizer.json, or token ids),
+// printing the tokens, their text and prefill/decode throughput.
 #ifndef DUET_TOOLS_DUET_GENERATE_COMMAND_H_
 #define DUET_TOOLS_DUET_GENERATE_COMMAND_H_
 
@@ -14,7 +15,8 @@ namespace duet::cli {
 struct GenerateOptions {
   std::string model_dir;
   std::string load_format = "safetensors";  // or "dummy"
-  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> prompt_ids;  // the prompt as ids, or
+  std::string prompt_text;          // as text (exactly one of the two is set)
   int32_t max_tokens = 32;
   float temperature = 0.0f;  // 0: greedy
   int32_t top_k = 0;

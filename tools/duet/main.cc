@@ -1,5 +1,5 @@
 // The `duet` command-line tool. Subcommands:
-//   duet generate --model DIR --prompt-ids 1,2,3 [--max-tokens N] ...
+//   duet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] ...
 // Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
 #include <cstdio>
 #include <string>
@@ -15,6 +15,7 @@
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
 ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
+ABSL_FLAG(std::string, prompt, "", "prompt text, tokenized with the model's tokenizer.json");
 ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
 ABSL_FLAG(int32_t, max_tokens, 32, "tokens to generate");
 ABSL_FLAG(float, temperature, 0.0f, "sampling temperature; 0 is greedy");
@@ -32,7 +33,7 @@ namespace {
 constexpr char kUsage[] =
     "duet <command> [flags]\n"
     "commands:\n"
-    "  generate   run a model on a prompt of token ids in this process\n";
+    "  generate   run a model on a prompt (text or token ids) in this process\n";
 
 // "--max-tokens=3" -> "--max_tokens=3": dashes inside flag names become
 // underscores, values are left alone.
@@ -63,6 +64,7 @@ int Generate() {
     std::fprintf(stderr, "error: --prompt-ids must be comma-separated integers\n");
     return 2;
   }
+  options.prompt_text = absl::GetFlag(FLAGS_prompt);
   options.max_tokens = absl::GetFlag(FLAGS_max_tokens);
   options.temperature = absl::GetFlag(FLAGS_temperature);
   options.top_k = absl::GetFlag(FLAGS_top_k);
