@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/utf8.h"  // AppendUtf8
+
 namespace duet::chat_template {
 
 // Byte offsets where each code point starts, plus text.size() at the end:
@@ -18,7 +20,6 @@ std::vector<size_t> CodePointOffsets(std::string_view text);
 // Decodes to code points (an invalid byte b decodes to 0xDC00 + b, Python's
 // surrogateescape, so it never equals a real character).
 std::vector<char32_t> DecodeUtf8(std::string_view text);
-void AppendUtf8(char32_t code_point, std::string* out);
 size_t CodePointCount(std::string_view text);
 
 // Python str.isspace() for one code point.

@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace duet::tokenizer {
 namespace {

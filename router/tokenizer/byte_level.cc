@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace duet::tokenizer {
 namespace {

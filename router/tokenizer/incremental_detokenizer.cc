@@ -1,7 +1,7 @@
 #include "router/tokenizer/incremental_detokenizer.h"
 
 #include "absl/status/status.h"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace duet::tokenizer {
 

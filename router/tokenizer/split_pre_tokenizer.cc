@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "router/tokenizer/regex_translate.h"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace duet::tokenizer {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "router/tokenizer/byte_level.h"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 #include "tests/router/tokenizer/tokenizer_test_util.h"
 
 namespace duet::tokenizer {

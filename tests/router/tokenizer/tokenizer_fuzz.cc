@@ -16,7 +16,7 @@
 
 #include "router/tokenizer/incremental_detokenizer.h"
 #include "router/tokenizer/tokenizer.h"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 #ifndef DUET_FUZZ_DEFAULT_TOKENIZER
 #define DUET_FUZZ_DEFAULT_TOKENIZER "../shared/assets/tokenizers/qwen3/tokenizer.json"
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
 
   // 1. Encode the bytes: valid UTF-8 must encode, invalid must be rejected.
-  const bool valid = duet::tokenizer::FindInvalidUtf8(input) == input.size();
+  const bool valid = duet::FindInvalidUtf8(input) == input.size();
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(input, /*add_special_tokens=*/true);
   if (ids.ok() != valid) Fail();
   if (valid) {
@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const bool skip : {false, true}) {
     absl::StatusOr<std::string> text = tokenizer->Decode(arbitrary_ids, skip);
-    if (!text.ok() || duet::tokenizer::FindInvalidUtf8(*text) != text->size()) Fail();
+    if (!text.ok() || duet::FindInvalidUtf8(*text) != text->size()) Fail();
     IncrementalDetokenizer detokenizer(tokenizer, skip);
     std::string streamed;
     for (const int32_t id : arbitrary_ids) {

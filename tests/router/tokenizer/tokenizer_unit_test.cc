@@ -14,7 +14,7 @@
 #include "router/tokenizer/regex_translate.h"
 #include "router/tokenizer/split_pre_tokenizer.h"
 #include "router/tokenizer/tokenizer.h"
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace duet::tokenizer {
 namespace {

@@ -1,4 +1,4 @@
-// UTF-8 helpers for the tokenizer: validation, code-point iteration and the
+// UTF-8 helpers: validation, code-point iteration and the
 // lossy conversion that Hugging Face `tokenizers` applies to decoded bytes.
 //
 // The lossy rules are Rust's `String::from_utf8_lossy` (Unicode "substitution
@@ -7,15 +7,15 @@
 // sequence (0x80-0xC1, 0xF5-0xFF) become one U+FFFD each.
 //
 // All functions are pure and thread-safe.
-#ifndef DUET_ROUTER_TOKENIZER_UTF8_H_
-#define DUET_ROUTER_TOKENIZER_UTF8_H_
+#ifndef DUET_COMMON_UTF8_H_
+#define DUET_COMMON_UTF8_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace duet::tokenizer {
+namespace duet {
 
 inline constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";
 
@@ -46,6 +46,6 @@ std::string Utf8Lossy(std::string_view bytes);
 // unconsumed rest plus new bytes) equals Utf8Lossy of all bytes.
 size_t AppendUtf8LossyPrefix(std::string_view bytes, bool is_final, std::string* out);
 
-}  // namespace duet::tokenizer
+}  // namespace duet
 
-#endif  // DUET_ROUTER_TOKENIZER_UTF8_H_
+#endif  // DUET_COMMON_UTF8_H_

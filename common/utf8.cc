@@ -1,6 +1,6 @@
-#include "router/tokenizer/utf8.h"
+#include "common/utf8.h"
 
-namespace duet::tokenizer {
+namespace duet {
 namespace {
 
 // Outcome of examining the sequence that starts at one position.
@@ -129,4 +129,4 @@ std::string Utf8Lossy(std::string_view bytes) {
   return out;
 }
 
-}  // namespace duet::tokenizer
+}  // namespace duet
