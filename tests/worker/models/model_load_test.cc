@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <span>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -110,6 +112,52 @@ TEST(ModelLoadTest, DummyWeightsRunAtTheConfiguredShapes) {
   ASSERT_TRUE(logits.ok()) << logits.status();
   ASSERT_EQ(logits->size(), static_cast<size_t>(config->vocab_size));
   for (float value : *logits) ASSERT_TRUE(std::isfinite(value));
+}
+
+// Every intermediate tensor is reported by name and layer with its shape, so
+// a forward pass can be dumped and compared layer by layer.
+TEST(ModelLoadTest, ObserverSeesEveryNamedIntermediate) {
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(FixtureDir("qwen3_moe_topk_norm").string());
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, MakeDummyWeights(5));
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::unique_ptr<kernels::Backend> backend = kernels::MakeReferenceBackend();
+  KvCache cache(config->num_hidden_layers, (*model)->KvLayout(4, 16));
+
+  ForwardBatch batch;
+  batch.token_ids = {3, 1, 4};
+  batch.positions = {0, 1, 2};
+  batch.slots = {32, 33, 34};  // block 2
+  batch.query_start = {0, 3};
+  batch.context_len = {3};
+  batch.block_tables = {2};
+  batch.max_blocks_per_seq = 1;
+  batch.logit_rows = {2};
+
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::vector<float> observed_logits;
+  const TensorObserver observer = [&](std::string_view name, const float* data,
+                                      std::span<const int64_t> shape) {
+    shapes[std::string(name)] = std::vector<int64_t>(shape.begin(), shape.end());
+    if (name == "logits") observed_logits.assign(data, data + shape[0] * shape[1]);
+  };
+  std::vector<float> logits(config->vocab_size);
+  ASSERT_TRUE((*model)->Forward(*backend, batch, cache, logits.data(), &observer).ok());
+
+  const int64_t hidden = config->hidden_size;
+  EXPECT_EQ(shapes["embeddings"], (std::vector<int64_t>{3, hidden}));
+  for (int64_t layer = 0; layer < config->num_hidden_layers; ++layer) {
+    const std::string prefix = "layers." + std::to_string(layer) + ".";
+    EXPECT_EQ(shapes[prefix + "q"], (std::vector<int64_t>{3, config->q_size()})) << prefix;
+    EXPECT_EQ(shapes[prefix + "k"], (std::vector<int64_t>{3, config->kv_size()})) << prefix;
+    EXPECT_EQ(shapes[prefix + "attention"], (std::vector<int64_t>{3, config->q_size()})) << prefix;
+    EXPECT_EQ(shapes[prefix + "attn_out"], (std::vector<int64_t>{3, hidden})) << prefix;
+    EXPECT_EQ(shapes[prefix + "mlp_out"], (std::vector<int64_t>{3, hidden})) << prefix;
+    EXPECT_EQ(shapes[prefix + "out"], (std::vector<int64_t>{3, hidden})) << prefix;
+    // Only the sparse layers route.
+    EXPECT_EQ(shapes.count(prefix + "router_logits"), config->IsMoeLayer(layer) ? 1u : 0u) << prefix;
+  }
+  EXPECT_EQ(observed_logits, logits);
 }
 
 TEST(ModelLoadTest, TokenOutsideVocabularyIsRejected) {
