@@ -11,6 +11,9 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const DecoderModel&
                                                              kernels::Backend& backend,
                                                              const GeneratorOptions& options) {
   if (options.block_size <= 0) return absl::InvalidArgumentError("block_size must be positive");
+  if (options.comm == nullptr && !model.shard().is_whole()) {
+    return absl::InvalidArgumentError("a sharded model needs a communicator");
+  }
   GeneratorOptions resolved = options;
   const int64_t max_positions = model.config().max_position_embeddings;
   if (resolved.num_blocks <= 0) {
@@ -65,7 +68,11 @@ absl::StatusOr<std::vector<float>> Generator::Append(const std::vector<int32_t>&
   batch.max_blocks_per_seq = static_cast<int32_t>(block_table_.size());
 
   std::vector<float> logits(batch.logit_rows.size() * model_.config().vocab_size);
-  DUET_RETURN_IF_ERROR(model_.Forward(backend_, batch, *cache_, logits.data()));
+  if (options_.comm != nullptr) {
+    DUET_RETURN_IF_ERROR(model_.Forward(backend_, *options_.comm, batch, *cache_, logits.data()));
+  } else {
+    DUET_RETURN_IF_ERROR(model_.Forward(backend_, batch, *cache_, logits.data()));
+  }
   num_tokens_ = new_total;
   return logits;
 }

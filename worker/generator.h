@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/ops.h"
+#include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
 #include "worker/models/decoder_model.h"
 
@@ -22,6 +23,8 @@ struct GeneratorOptions {
   // Tests pass a shuffled order so block tables are not contiguous.
   std::vector<int32_t> block_order;
   int32_t num_blocks = 0;  // 0: enough for max_position_embeddings
+  // Connects the ranks of a sharded model (borrowed); null for a whole model.
+  Communicator* comm = nullptr;
 };
 
 // Not thread-safe. Borrows the model and the backend, which must outlive it.

@@ -1,5 +1,7 @@
 #include "worker/kv_cache.h"
 
+#include <algorithm>
+
 namespace duet::worker {
 namespace {
 
@@ -14,7 +16,8 @@ KvCache::KvCache(int64_t num_layers, const kernels::KvCacheLayout& layout)
     : num_layers_(num_layers),
       layout_(layout),
       layer_elements_(LayerElements(layout)),
-      storage_(static_cast<size_t>(2 * num_layers * layer_elements_), 0.0f) {}
+      storage_(std::make_unique_for_overwrite<float[]>(
+          static_cast<size_t>(std::max<int64_t>(1, 2 * num_layers * layer_elements_)))) {}
 
 int64_t KvCache::BlockBytes(int64_t num_layers, const kernels::KvCacheLayout& layout) {
   return 2 * num_layers * static_cast<int64_t>(layout.block_size) * layout.num_kv_heads *

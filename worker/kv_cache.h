@@ -6,13 +6,14 @@
 #define DUET_WORKER_KV_CACHE_H_
 
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "kernels/ops.h"
 
 namespace duet::worker {
 
-// Thread-compatible; owns its memory.
+// Thread-compatible; owns its memory, which is left uninitialised (pages are
+// committed as blocks are first written; attention reads only written slots).
 class KvCache {
  public:
   KvCache(int64_t num_layers, const kernels::KvCacheLayout& layout);
@@ -26,14 +27,14 @@ class KvCache {
   const kernels::KvCacheLayout& layout() const { return layout_; }
   int64_t num_layers() const { return num_layers_; }
 
-  float* keys(int64_t layer) { return storage_.data() + (2 * layer) * layer_elements_; }
-  float* values(int64_t layer) { return storage_.data() + (2 * layer + 1) * layer_elements_; }
+  float* keys(int64_t layer) { return storage_.get() + (2 * layer) * layer_elements_; }
+  float* values(int64_t layer) { return storage_.get() + (2 * layer + 1) * layer_elements_; }
 
  private:
   int64_t num_layers_;
   kernels::KvCacheLayout layout_;
   int64_t layer_elements_;     // one of K or V of one layer
-  std::vector<float> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
+  std::unique_ptr<float[]> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
 };
 
 }  // namespace duet::worker

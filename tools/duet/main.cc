@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/command_line.h"
 #include "tools/duet/generate_command.h"
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
@@ -34,18 +34,6 @@ constexpr char kUsage[] =
     "duet <command> [flags]\n"
     "commands:\n"
     "  generate   run a model on a prompt (text or token ids) in this process\n";
-
-// "--max-tokens=3" -> "--max_tokens=3": dashes inside flag names become
-// underscores, values are left alone.
-std::string NormalizeFlag(std::string_view arg) {
-  if (arg.size() < 3 || arg.substr(0, 2) != "--") return std::string(arg);
-  std::string normalized(arg);
-  const size_t name_end = std::min(normalized.find('='), normalized.size());
-  for (size_t i = 2; i < name_end; ++i) {
-    if (normalized[i] == '-') normalized[i] = '_';
-  }
-  return normalized;
-}
 
 bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
   for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -92,11 +80,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
-  std::vector<std::string> normalized = {argv[0]};
-  for (int i = 2; i < argc; ++i) normalized.push_back(NormalizeFlag(argv[i]));
-  std::vector<char*> args;
-  for (std::string& arg : normalized) args.push_back(arg.data());
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  duet::ParseFlags(argc, argv, /*first_flag=*/2);
 
   if (command == "generate") return Generate();
   std::fprintf(stderr, "error: unknown command '%s'\n%s", command.c_str(), kUsage);

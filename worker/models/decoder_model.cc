@@ -33,21 +33,25 @@ absl::Status BatchError(const std::string& what) {
 
 }  // namespace
 
-absl::Status LoadDenseFeedForward(WeightSource& source, const ModelConfig& config, int64_t layer,
+absl::Status LoadDenseFeedForward(WeightSource& source, const ModelConfig& config,
+                                  const ModelShard& shard, int64_t layer,
                                   DecoderLayerWeights* weights) {
   DUET_ASSIGN_OR_RETURN(weights->mlp,
                         LoadGatedMlp(source, StrCat("model.layers.", layer, ".mlp"),
-                                     config.hidden_size, config.intermediate_size));
+                                     config.hidden_size, config.intermediate_size,
+                                     shard.Even(config.intermediate_size)));
   return absl::OkStatus();
 }
 
-DecoderModel::DecoderModel(const ModelConfig& config, std::unique_ptr<WeightSource> source)
-    : config_(config), source_(std::move(source)) {}
+DecoderModel::DecoderModel(const ModelConfig& config, const ModelShard& shard,
+                           std::unique_ptr<WeightSource> source)
+    : config_(config), shard_(shard), source_(std::move(source)) {}
 
 absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
-    const ModelConfig& config, std::unique_ptr<WeightSource> source,
+    const ModelConfig& config, const ModelShard& shard, std::unique_ptr<WeightSource> source,
     const FeedForwardLoader& load_feed_forward) {
-  std::unique_ptr<DecoderModel> model(new DecoderModel(config, std::move(source)));
+  DUET_RETURN_IF_ERROR(ValidateShard(config, shard));
+  std::unique_ptr<DecoderModel> model(new DecoderModel(config, shard, std::move(source)));
   WeightSource& weights = *model->source_;
   const int64_t hidden = config.hidden_size;
 
@@ -63,8 +67,8 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
     DUET_ASSIGN_OR_RETURN(layer_weights.post_attention_norm,
                           weights.GetVector(prefix + ".post_attention_layernorm.weight", hidden));
     DUET_ASSIGN_OR_RETURN(layer_weights.attention,
-                          LoadAttention(weights, prefix + ".self_attn", config));
-    DUET_RETURN_IF_ERROR(load_feed_forward(weights, config, layer, &layer_weights));
+                          LoadAttention(weights, prefix + ".self_attn", config, shard));
+    DUET_RETURN_IF_ERROR(load_feed_forward(weights, config, shard, layer, &layer_weights));
     CHECK(layer_weights.mlp.has_value() != layer_weights.moe.has_value())
         << "a feed-forward loader must set exactly one of mlp and moe";
     const int64_t log_every = std::max<int64_t>(1, config.num_hidden_layers / 10);
@@ -75,11 +79,16 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
     }
   }
   DUET_ASSIGN_OR_RETURN(model->final_norm_, weights.GetVector("model.norm.weight", hidden));
+  const IndexRange vocab_rows = shard.Vocab(config.vocab_size);
   if (config.tie_word_embeddings) {
-    model->lm_head_ = model->embed_tokens_;
+    const kernels::Weight& embed = model->embed_tokens_;
+    model->lm_head_ = embed;
+    model->lm_head_.data = static_cast<const std::byte*>(embed.data) +
+                           vocab_rows.begin * embed.cols * kernels::WeightTypeSize(embed.type);
+    model->lm_head_.rows = vocab_rows.count;
   } else {
-    DUET_ASSIGN_OR_RETURN(model->lm_head_,
-                          weights.GetMatrix("lm_head.weight", config.vocab_size, hidden));
+    DUET_ASSIGN_OR_RETURN(model->lm_head_, weights.GetMatrixRows("lm_head.weight", config.vocab_size,
+                                                                 hidden, vocab_rows));
   }
   return model;
 }
@@ -87,7 +96,7 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
 kernels::KvCacheLayout DecoderModel::KvLayout(int32_t num_blocks, int32_t block_size) const {
   return kernels::KvCacheLayout{.num_blocks = num_blocks,
                                 .block_size = block_size,
-                                .num_kv_heads = static_cast<int32_t>(config_.num_key_value_heads),
+                                .num_kv_heads = static_cast<int32_t>(shard_.KvHeads(config_).count),
                                 .head_dim = static_cast<int32_t>(config_.head_dim)};
 }
 
@@ -138,6 +147,16 @@ absl::Status DecoderModel::ValidateBatch(const ForwardBatch& batch, const KvCach
 absl::Status DecoderModel::Forward(kernels::Backend& backend, const ForwardBatch& batch,
                                    KvCache& cache, float* logits,
                                    const TensorObserver* observer) const {
+  CHECK(shard_.is_whole()) << "a sharded model needs its communicator";
+  std::unique_ptr<Communicator> local = MakeLocalCommunicator();
+  return Forward(backend, *local, batch, cache, logits, observer);
+}
+
+absl::Status DecoderModel::Forward(kernels::Backend& backend, Communicator& comm,
+                                   const ForwardBatch& batch, KvCache& cache, float* logits,
+                                   const TensorObserver* observer) const {
+  CHECK_EQ(comm.world_size(), shard_.world_size);
+  CHECK_EQ(comm.rank(), shard_.rank);
   DUET_RETURN_IF_ERROR(ValidateBatch(batch, cache));
   const int64_t num_tokens = batch.num_tokens();
   const int64_t hidden = config_.hidden_size;
@@ -154,6 +173,7 @@ absl::Status DecoderModel::Forward(kernels::Backend& backend, const ForwardBatch
                              .attention_batch = attention_batch,
                              .rope_inv_freq = rope_inv_freq_,
                              .kv_cache = cache,
+                             .comm = comm,
                              .observer = observer};
 
   std::vector<float> residual(num_tokens * hidden);  // [T, H]
@@ -165,16 +185,17 @@ absl::Status DecoderModel::Forward(kernels::Backend& backend, const ForwardBatch
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const DecoderLayerWeights& weights = layers_[layer];
     backend.RmsNorm(residual.data(), weights.input_norm.data(), normed.data(), num_tokens, hidden, eps);
-    AttentionForward(context, layer, weights.attention, normed.data(), branch.data());
+    DUET_RETURN_IF_ERROR(
+        AttentionForward(context, layer, weights.attention, normed.data(), branch.data()));
     context.Observe(StrCat("layers.", layer, ".attn_out"), branch.data(), num_tokens, hidden);
     backend.Add(residual.data(), branch.data(), residual.data(), num_tokens * hidden);
 
     backend.RmsNorm(residual.data(), weights.post_attention_norm.data(), normed.data(), num_tokens,
                     hidden, eps);
     if (weights.moe.has_value()) {
-      MoeForward(context, layer, *weights.moe, normed.data(), branch.data());
+      DUET_RETURN_IF_ERROR(MoeForward(context, layer, *weights.moe, normed.data(), branch.data()));
     } else {
-      GatedMlpForward(backend, *weights.mlp, normed.data(), num_tokens, branch.data());
+      DUET_RETURN_IF_ERROR(DenseMlpForward(context, *weights.mlp, normed.data(), branch.data()));
     }
     context.Observe(StrCat("layers.", layer, ".mlp_out"), branch.data(), num_tokens, hidden);
     backend.Add(residual.data(), branch.data(), residual.data(), num_tokens * hidden);
@@ -187,8 +208,31 @@ absl::Status DecoderModel::Forward(kernels::Backend& backend, const ForwardBatch
     std::copy_n(residual.data() + batch.logit_rows[r] * hidden, hidden, last_hidden.data() + r * hidden);
   }
   backend.RmsNorm(last_hidden.data(), final_norm_.data(), last_hidden.data(), num_logit_rows, hidden, eps);
-  backend.Matmul(last_hidden.data(), lm_head_, logits, num_logit_rows);
-  context.Observe("logits", logits, num_logit_rows, config_.vocab_size);
+  const int64_t vocab = config_.vocab_size;
+  if (shard_.is_whole()) {
+    backend.Matmul(last_hidden.data(), lm_head_, logits, num_logit_rows);
+  } else {
+    // Each rank computes its vocabulary rows, zero-padded to the same width;
+    // the all-gather lays them out [rank, row, vocab_per_rank].
+    const int64_t per_rank = shard_.VocabPerRank(vocab);
+    std::vector<float> local(num_logit_rows * per_rank, 0.0f);         // [rows, per_rank]
+    std::vector<float> part(num_logit_rows * lm_head_.rows);           // [rows, rank's vocab]
+    backend.Matmul(last_hidden.data(), lm_head_, part.data(), num_logit_rows);
+    for (int64_t r = 0; r < num_logit_rows; ++r) {
+      std::copy_n(part.data() + r * lm_head_.rows, lm_head_.rows, local.data() + r * per_rank);
+    }
+    std::vector<float> gathered(shard_.world_size * local.size());  // [W, rows, per_rank]
+    DUET_RETURN_IF_ERROR(
+        comm.AllGather(local.data(), static_cast<int64_t>(local.size()), gathered.data()));
+    for (int32_t rank = 0; rank < shard_.world_size; ++rank) {
+      const IndexRange columns = ModelShard{.rank = rank, .world_size = shard_.world_size}.Vocab(vocab);
+      for (int64_t r = 0; r < num_logit_rows; ++r) {
+        std::copy_n(gathered.data() + (rank * num_logit_rows + r) * per_rank, columns.count,
+                    logits + r * vocab + columns.begin);
+      }
+    }
+  }
+  context.Observe("logits", logits, num_logit_rows, vocab);
   return absl::OkStatus();
 }
 

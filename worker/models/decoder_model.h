@@ -1,7 +1,8 @@
 // A decoder-only transformer as the four supported families share it:
 // embeddings, N × (RMSNorm → attention → residual, RMSNorm → MLP or MoE →
 // residual), final RMSNorm, lm_head. Family files (llama.cc, qwen2.cc, ...)
-// say what differs; the registry picks one from config.json.
+// say what differs; the registry picks one from config.json. A model object
+// holds one rank's shard (model_shard.h); with world_size 1, all of it.
 #ifndef DUET_WORKER_MODELS_DECODER_MODEL_H_
 #define DUET_WORKER_MODELS_DECODER_MODEL_H_
 
@@ -14,9 +15,11 @@
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
 #include "kernels/ops.h"
+#include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
 #include "worker/models/forward_batch.h"
 #include "worker/models/layers.h"
+#include "worker/models/model_shard.h"
 #include "worker/models/weight_source.h"
 
 namespace duet::worker {
@@ -29,12 +32,15 @@ struct DecoderLayerWeights {
   std::optional<MoeWeights> moe;
 };
 
-// Loads the feed-forward part of layer `layer` ("model.layers.<layer>.mlp").
-using FeedForwardLoader = std::function<absl::Status(
-    WeightSource& source, const ModelConfig& config, int64_t layer, DecoderLayerWeights* weights)>;
+// Loads this shard's feed-forward part of layer `layer`
+// ("model.layers.<layer>.mlp").
+using FeedForwardLoader =
+    std::function<absl::Status(WeightSource& source, const ModelConfig& config,
+                               const ModelShard& shard, int64_t layer, DecoderLayerWeights* weights)>;
 
 // The dense gated MLP every non-MoE layer uses.
-absl::Status LoadDenseFeedForward(WeightSource& source, const ModelConfig& config, int64_t layer,
+absl::Status LoadDenseFeedForward(WeightSource& source, const ModelConfig& config,
+                                  const ModelShard& shard, int64_t layer,
                                   DecoderLayerWeights* weights);
 
 // Immutable after Load; Forward may be called from one thread at a time per
@@ -45,29 +51,44 @@ class DecoderModel {
   // owns: weights borrow from it). Errors name the missing or mismatched
   // tensor. Logs progress every tenth of the layers once
   // 256 MiB are loaded.
+  // InvalidArgument when the config cannot be split as `shard` asks.
   static absl::StatusOr<std::unique_ptr<DecoderModel>> Load(
-      const ModelConfig& config, std::unique_ptr<WeightSource> source,
+      const ModelConfig& config, const ModelShard& shard, std::unique_ptr<WeightSource> source,
       const FeedForwardLoader& load_feed_forward);
 
-  // Runs `batch`, writing its KV into `cache` and the logits of
-  // batch.logit_rows to `logits`: [batch.logit_rows.size(), vocab_size].
+  // Runs `batch`, writing this rank's KV into `cache` and the logits of
+  // batch.logit_rows to `logits`: [batch.logit_rows.size(), vocab_size], the
+  // whole vocabulary on every rank. Every rank of the group must call it with
+  // the same batch; `comm` connects them (its world must match the shard's).
   // InvalidArgument when the batch is malformed (sizes, ids outside the
-  // vocabulary, slots outside the cache); the cache is then untouched.
+  // vocabulary, slots outside the cache): the cache is then untouched and
+  // every rank fails the same way before any collective. Errors of the
+  // collectives are returned as they are (the communicator is then broken).
+  absl::Status Forward(kernels::Backend& backend, Communicator& comm, const ForwardBatch& batch,
+                       KvCache& cache, float* logits,
+                       const TensorObserver* observer = nullptr) const;
+  // The same for a whole (unsharded) model.
   absl::Status Forward(kernels::Backend& backend, const ForwardBatch& batch, KvCache& cache,
                        float* logits, const TensorObserver* observer = nullptr) const;
 
   const ModelConfig& config() const { return config_; }
-  // KV layout for a cache of `num_blocks` blocks of `block_size` tokens.
+  const ModelShard& shard() const { return shard_; }
+  // Bytes of this shard's weights.
+  uint64_t weight_bytes() const { return source_->bytes_loaded(); }
+  // KV layout for a cache of `num_blocks` blocks of `block_size` tokens (this
+  // rank's KV heads).
   kernels::KvCacheLayout KvLayout(int32_t num_blocks, int32_t block_size) const;
 
  private:
-  DecoderModel(const ModelConfig& config, std::unique_ptr<WeightSource> source);
+  DecoderModel(const ModelConfig& config, const ModelShard& shard,
+               std::unique_ptr<WeightSource> source);
   absl::Status ValidateBatch(const ForwardBatch& batch, const KvCache& cache) const;
 
   ModelConfig config_;
+  ModelShard shard_;
   std::unique_ptr<WeightSource> source_;
-  kernels::Weight embed_tokens_;  // [vocab, H]
-  kernels::Weight lm_head_;       // [vocab, H]; the embeddings when tied
+  kernels::Weight embed_tokens_;  // [vocab, H], whole on every rank
+  kernels::Weight lm_head_;       // [rank's vocabulary rows, H]; the embeddings' rows when tied
   std::vector<float> final_norm_;  // [H]
   std::vector<DecoderLayerWeights> layers_;
   std::vector<float> rope_inv_freq_;  // [head_dim / 2]

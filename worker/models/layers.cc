@@ -13,12 +13,22 @@ namespace {
 using kernels::Backend;
 using kernels::Weight;
 
-// Loads "<prefix>.bias" of `size` when the model has one.
+// Loads elements `range` of "<prefix>.bias" of `size` when the model has one.
 absl::Status LoadOptionalBias(WeightSource& source, const std::string& prefix, bool has_bias,
-                              int64_t size, std::vector<float>* bias) {
+                              int64_t size, IndexRange range, std::vector<float>* bias) {
   if (!has_bias) return absl::OkStatus();
-  DUET_ASSIGN_OR_RETURN(*bias, source.GetVector(prefix + ".bias", size));
+  DUET_ASSIGN_OR_RETURN(*bias, source.GetVectorRange(prefix + ".bias", size, range));
   return absl::OkStatus();
+}
+
+IndexRange Scaled(IndexRange range, int64_t factor) {
+  return IndexRange{.begin = range.begin * factor, .count = range.count * factor};
+}
+
+// Sums the ranks' partial outputs; a no-op on one rank.
+absl::Status AllReduce(Communicator& comm, float* data, int64_t count) {
+  if (comm.world_size() == 1) return absl::OkStatus();
+  return comm.AllReduceSum(data, count);
 }
 
 // x[r, :] += bias for every row; no-op for an empty bias.
@@ -36,60 +46,70 @@ void LayerContext::Observe(const std::string& name, const float* data, int64_t r
 }
 
 absl::StatusOr<AttentionWeights> LoadAttention(WeightSource& source, const std::string& prefix,
-                                               const ModelConfig& config) {
+                                               const ModelConfig& config, const ModelShard& shard) {
   const int64_t hidden = config.hidden_size;
+  const int64_t head_dim = config.head_dim;
+  const IndexRange q_rows = Scaled(shard.QueryHeads(config), head_dim);
+  const IndexRange kv_rows = Scaled(shard.KvHeads(config), head_dim);
   AttentionWeights weights;
-  DUET_ASSIGN_OR_RETURN(weights.q_proj, source.GetMatrix(prefix + ".q_proj.weight", config.q_size(), hidden));
-  DUET_ASSIGN_OR_RETURN(weights.k_proj, source.GetMatrix(prefix + ".k_proj.weight", config.kv_size(), hidden));
-  DUET_ASSIGN_OR_RETURN(weights.v_proj, source.GetMatrix(prefix + ".v_proj.weight", config.kv_size(), hidden));
-  DUET_ASSIGN_OR_RETURN(weights.o_proj, source.GetMatrix(prefix + ".o_proj.weight", hidden, config.q_size()));
-  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".q_proj", config.qkv_bias, config.q_size(), &weights.q_bias));
-  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".k_proj", config.qkv_bias, config.kv_size(), &weights.k_bias));
-  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".v_proj", config.qkv_bias, config.kv_size(), &weights.v_bias));
-  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".o_proj", config.o_proj_bias, hidden, &weights.o_bias));
+  weights.num_heads = static_cast<int32_t>(shard.QueryHeads(config).count);
+  weights.num_kv_heads = static_cast<int32_t>(shard.KvHeads(config).count);
+  DUET_ASSIGN_OR_RETURN(weights.q_proj, source.GetMatrixRows(prefix + ".q_proj.weight", config.q_size(), hidden, q_rows));
+  DUET_ASSIGN_OR_RETURN(weights.k_proj, source.GetMatrixRows(prefix + ".k_proj.weight", config.kv_size(), hidden, kv_rows));
+  DUET_ASSIGN_OR_RETURN(weights.v_proj, source.GetMatrixRows(prefix + ".v_proj.weight", config.kv_size(), hidden, kv_rows));
+  DUET_ASSIGN_OR_RETURN(weights.o_proj, source.GetMatrixCols(prefix + ".o_proj.weight", hidden, config.q_size(), q_rows));
+  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".q_proj", config.qkv_bias, config.q_size(), q_rows, &weights.q_bias));
+  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".k_proj", config.qkv_bias, config.kv_size(), kv_rows, &weights.k_bias));
+  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".v_proj", config.qkv_bias, config.kv_size(), kv_rows, &weights.v_bias));
+  DUET_RETURN_IF_ERROR(LoadOptionalBias(source, prefix + ".o_proj", config.o_proj_bias, hidden, {0, hidden}, &weights.o_bias));
   if (config.qk_norm) {
-    DUET_ASSIGN_OR_RETURN(weights.q_norm, source.GetVector(prefix + ".q_norm.weight", config.head_dim));
-    DUET_ASSIGN_OR_RETURN(weights.k_norm, source.GetVector(prefix + ".k_norm.weight", config.head_dim));
+    DUET_ASSIGN_OR_RETURN(weights.q_norm, source.GetVector(prefix + ".q_norm.weight", head_dim));
+    DUET_ASSIGN_OR_RETURN(weights.k_norm, source.GetVector(prefix + ".k_norm.weight", head_dim));
   }
   return weights;
 }
 
 absl::StatusOr<GatedMlpWeights> LoadGatedMlp(WeightSource& source, const std::string& prefix,
-                                             int64_t hidden_size, int64_t intermediate_size) {
+                                             int64_t hidden_size, int64_t intermediate_size,
+                                             IndexRange intermediate_rows) {
   GatedMlpWeights weights;
-  DUET_ASSIGN_OR_RETURN(weights.gate_proj, source.GetMatrix(prefix + ".gate_proj.weight", intermediate_size, hidden_size));
-  DUET_ASSIGN_OR_RETURN(weights.up_proj, source.GetMatrix(prefix + ".up_proj.weight", intermediate_size, hidden_size));
-  DUET_ASSIGN_OR_RETURN(weights.down_proj, source.GetMatrix(prefix + ".down_proj.weight", hidden_size, intermediate_size));
+  DUET_ASSIGN_OR_RETURN(weights.gate_proj, source.GetMatrixRows(prefix + ".gate_proj.weight", intermediate_size, hidden_size, intermediate_rows));
+  DUET_ASSIGN_OR_RETURN(weights.up_proj, source.GetMatrixRows(prefix + ".up_proj.weight", intermediate_size, hidden_size, intermediate_rows));
+  DUET_ASSIGN_OR_RETURN(weights.down_proj, source.GetMatrixCols(prefix + ".down_proj.weight", hidden_size, intermediate_size, intermediate_rows));
   return weights;
 }
 
 absl::StatusOr<MoeWeights> LoadMoe(WeightSource& source, const std::string& prefix,
-                                   const ModelConfig& config) {
+                                   const ModelConfig& config, const ModelShard& shard) {
   MoeWeights weights;
   DUET_ASSIGN_OR_RETURN(weights.router, source.GetMatrix(prefix + ".gate.weight", config.num_experts, config.hidden_size));
-  weights.experts.reserve(config.num_experts);
-  for (int64_t expert = 0; expert < config.num_experts; ++expert) {
+  const IndexRange experts = shard.Experts(config);
+  weights.first_expert = experts.begin;
+  weights.experts.reserve(experts.count);
+  for (int64_t expert = experts.begin; expert < experts.end(); ++expert) {
     DUET_ASSIGN_OR_RETURN(GatedMlpWeights mlp,
                      LoadGatedMlp(source, StrCat(prefix, ".experts.", expert), config.hidden_size,
-                                  config.moe_intermediate_size));
+                                  config.moe_intermediate_size, shard.ExpertIntermediate(config)));
     weights.experts.push_back(mlp);
   }
   return weights;
 }
 
-void AttentionForward(const LayerContext& context, int64_t layer, const AttentionWeights& weights,
-                      const float* x, float* out) {
+absl::Status AttentionForward(const LayerContext& context, int64_t layer,
+                              const AttentionWeights& weights, const float* x, float* out) {
   Backend& backend = context.backend;
   const ModelConfig& config = context.config;
   const int64_t num_tokens = context.batch.num_tokens();
-  const int32_t num_heads = static_cast<int32_t>(config.num_attention_heads);
-  const int32_t num_kv_heads = static_cast<int32_t>(config.num_key_value_heads);
+  const int32_t num_heads = weights.num_heads;
+  const int32_t num_kv_heads = weights.num_kv_heads;
   const int32_t head_dim = static_cast<int32_t>(config.head_dim);
+  const int64_t q_size = int64_t{num_heads} * head_dim;
+  const int64_t kv_size = int64_t{num_kv_heads} * head_dim;
   const std::string name = StrCat("layers.", layer, ".");
 
-  std::vector<float> q(num_tokens * config.q_size());   // [T, num_heads, D]
-  std::vector<float> k(num_tokens * config.kv_size());  // [T, num_kv_heads, D]
-  std::vector<float> v(num_tokens * config.kv_size());  // [T, num_kv_heads, D]
+  std::vector<float> q(num_tokens * q_size);   // [T, Hq, D]
+  std::vector<float> k(num_tokens * kv_size);  // [T, Hkv, D]
+  std::vector<float> v(num_tokens * kv_size);  // [T, Hkv, D]
   backend.Matmul(x, weights.q_proj, q.data(), num_tokens);
   backend.Matmul(x, weights.k_proj, k.data(), num_tokens);
   backend.Matmul(x, weights.v_proj, v.data(), num_tokens);
@@ -105,21 +125,23 @@ void AttentionForward(const LayerContext& context, int64_t layer, const Attentio
                context.rope_inv_freq.data(), head_dim);
   backend.Rope(k.data(), context.batch.positions.data(), num_tokens, num_kv_heads, head_dim,
                context.rope_inv_freq.data(), head_dim);
-  context.Observe(name + "q", q.data(), num_tokens, config.q_size());
-  context.Observe(name + "k", k.data(), num_tokens, config.kv_size());
-  context.Observe(name + "v", v.data(), num_tokens, config.kv_size());
+  context.Observe(name + "q", q.data(), num_tokens, q_size);
+  context.Observe(name + "k", k.data(), num_tokens, kv_size);
+  context.Observe(name + "v", v.data(), num_tokens, kv_size);
 
   KvCache& cache = context.kv_cache;
   backend.WriteKv(k.data(), v.data(), context.batch.slots.data(), num_tokens, cache.layout(),
                   cache.keys(layer), cache.values(layer));
-  std::vector<float> attention(num_tokens * config.q_size());  // [T, num_heads, D]
+  std::vector<float> attention(num_tokens * q_size);  // [T, Hq, D]
   backend.PagedAttention(q.data(), cache.keys(layer), cache.values(layer), cache.layout(),
                          context.attention_batch, num_heads,
                          1.0f / std::sqrt(static_cast<float>(head_dim)), attention.data());
-  context.Observe(name + "attention", attention.data(), num_tokens, config.q_size());
+  context.Observe(name + "attention", attention.data(), num_tokens, q_size);
 
   backend.Matmul(attention.data(), weights.o_proj, out, num_tokens);
+  DUET_RETURN_IF_ERROR(AllReduce(context.comm, out, num_tokens * config.hidden_size));
   AddBias(backend, weights.o_bias, out, num_tokens);
+  return absl::OkStatus();
 }
 
 void GatedMlpForward(Backend& backend, const GatedMlpWeights& weights, const float* x,
@@ -133,8 +155,15 @@ void GatedMlpForward(Backend& backend, const GatedMlpWeights& weights, const flo
   backend.Matmul(gate.data(), weights.down_proj, out, num_rows);
 }
 
-void MoeForward(const LayerContext& context, int64_t layer, const MoeWeights& weights,
-                const float* x, float* out) {
+absl::Status DenseMlpForward(const LayerContext& context, const GatedMlpWeights& weights,
+                             const float* x, float* out) {
+  const int64_t num_tokens = context.batch.num_tokens();
+  GatedMlpForward(context.backend, weights, x, num_tokens, out);
+  return AllReduce(context.comm, out, num_tokens * context.config.hidden_size);
+}
+
+absl::Status MoeForward(const LayerContext& context, int64_t layer, const MoeWeights& weights,
+                        const float* x, float* out) {
   Backend& backend = context.backend;
   const ModelConfig& config = context.config;
   const int64_t num_tokens = context.batch.num_tokens();
@@ -149,8 +178,11 @@ void MoeForward(const LayerContext& context, int64_t layer, const MoeWeights& we
 
   // Route: per token its top-k experts (higher probability first, lower
   // expert id on ties), then per expert the tokens it serves.
-  std::vector<std::vector<int32_t>> tokens_of_expert(num_experts);
-  std::vector<std::vector<float>> weights_of_expert(num_experts);
+  // Experts this rank holds: [first_expert, first_expert + experts.size()).
+  const int64_t first_expert = weights.first_expert;
+  const int64_t num_local_experts = static_cast<int64_t>(weights.experts.size());
+  std::vector<std::vector<int32_t>> tokens_of_expert(num_local_experts);
+  std::vector<std::vector<float>> weights_of_expert(num_local_experts);
   std::vector<int32_t> order(num_experts);
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* row = probs.data() + t * num_experts;
@@ -161,14 +193,16 @@ void MoeForward(const LayerContext& context, int64_t layer, const MoeWeights& we
     for (int64_t j = 0; j < top_k; ++j) kept_sum += row[order[j]];
     for (int64_t j = 0; j < top_k; ++j) {
       const int32_t expert = order[j];
-      tokens_of_expert[expert].push_back(static_cast<int32_t>(t));
-      weights_of_expert[expert].push_back(config.norm_topk_prob ? row[expert] / kept_sum : row[expert]);
+      const int64_t local = expert - first_expert;
+      if (local < 0 || local >= num_local_experts) continue;
+      tokens_of_expert[local].push_back(static_cast<int32_t>(t));
+      weights_of_expert[local].push_back(config.norm_topk_prob ? row[expert] / kept_sum : row[expert]);
     }
   }
 
   std::fill(out, out + num_tokens * hidden, 0.0f);
   std::vector<float> expert_in, expert_out;
-  for (int64_t expert = 0; expert < num_experts; ++expert) {
+  for (int64_t expert = 0; expert < num_local_experts; ++expert) {
     const std::vector<int32_t>& tokens = tokens_of_expert[expert];
     if (tokens.empty()) continue;
     const int64_t rows = static_cast<int64_t>(tokens.size());
@@ -185,6 +219,7 @@ void MoeForward(const LayerContext& context, int64_t layer, const MoeWeights& we
       for (int64_t i = 0; i < hidden; ++i) destination[i] += weight * source[i];
     }
   }
+  return AllReduce(context.comm, out, num_tokens * hidden);
 }
 
 }  // namespace duet::worker

@@ -6,8 +6,9 @@
 namespace duet::worker {
 
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadLlama(const ModelConfig& config,
+                                                        const ModelShard& shard,
                                                         std::unique_ptr<WeightSource> source) {
-  return DecoderModel::Load(config, std::move(source), LoadDenseFeedForward);
+  return DecoderModel::Load(config, shard, std::move(source), LoadDenseFeedForward);
 }
 
 }  // namespace duet::worker

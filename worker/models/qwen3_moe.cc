@@ -10,19 +10,21 @@
 namespace duet::worker {
 namespace {
 
-absl::Status LoadQwen3MoeFeedForward(WeightSource& source, const ModelConfig& config, int64_t layer,
+absl::Status LoadQwen3MoeFeedForward(WeightSource& source, const ModelConfig& config,
+                                     const ModelShard& shard, int64_t layer,
                                      DecoderLayerWeights* weights) {
-  if (!config.IsMoeLayer(layer)) return LoadDenseFeedForward(source, config, layer, weights);
+  if (!config.IsMoeLayer(layer)) return LoadDenseFeedForward(source, config, shard, layer, weights);
   DUET_ASSIGN_OR_RETURN(weights->moe,
-                        LoadMoe(source, StrCat("model.layers.", layer, ".mlp"), config));
+                        LoadMoe(source, StrCat("model.layers.", layer, ".mlp"), config, shard));
   return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadQwen3Moe(const ModelConfig& config,
+                                                           const ModelShard& shard,
                                                            std::unique_ptr<WeightSource> source) {
-  return DecoderModel::Load(config, std::move(source), LoadQwen3MoeFeedForward);
+  return DecoderModel::Load(config, shard, std::move(source), LoadQwen3MoeFeedForward);
 }
 
 }  // namespace duet::worker

@@ -6,7 +6,7 @@ namespace duet::worker {
 namespace {
 
 using FamilyLoader = absl::StatusOr<std::unique_ptr<DecoderModel>> (*)(
-    const ModelConfig&, std::unique_ptr<WeightSource>);
+    const ModelConfig&, const ModelShard&, std::unique_ptr<WeightSource>);
 
 struct FamilyEntry {
   ModelFamily family;
@@ -23,9 +23,10 @@ constexpr FamilyEntry kFamilies[] = {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadModel(const ModelConfig& config,
-                                                        std::unique_ptr<WeightSource> source) {
+                                                        std::unique_ptr<WeightSource> source,
+                                                        const ModelShard& shard) {
   for (const FamilyEntry& entry : kFamilies) {
-    if (entry.family == config.family) return entry.load(config, std::move(source));
+    if (entry.family == config.family) return entry.load(config, shard, std::move(source));
   }
   return absl::UnimplementedError(
       StrCat("no model implementation for architecture ", config.architecture));

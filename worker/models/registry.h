@@ -15,17 +15,23 @@ namespace duet::worker {
 
 // Loads the model `config` describes from `source`. Errors name the tensor or
 // the unsupported architecture.
+// `shard` says which part this rank loads (the whole model by default).
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadModel(const ModelConfig& config,
-                                                        std::unique_ptr<WeightSource> source);
+                                                        std::unique_ptr<WeightSource> source,
+                                                        const ModelShard& shard = {});
 
 // The family loaders (one file each).
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadLlama(const ModelConfig& config,
+                                                        const ModelShard& shard,
                                                         std::unique_ptr<WeightSource> source);
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadQwen2(const ModelConfig& config,
+                                                        const ModelShard& shard,
                                                         std::unique_ptr<WeightSource> source);
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadQwen3(const ModelConfig& config,
+                                                        const ModelShard& shard,
                                                         std::unique_ptr<WeightSource> source);
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadQwen3Moe(const ModelConfig& config,
+                                                           const ModelShard& shard,
                                                            std::unique_ptr<WeightSource> source);
 
 }  // namespace duet::worker

@@ -32,69 +32,6 @@ absl::StatusOr<kernels::WeightType> WeightTypeOf(const TensorView& tensor) {
   }
 }
 
-class CheckpointWeights final : public WeightSource {
- public:
-  explicit CheckpointWeights(std::unique_ptr<SafetensorsCheckpoint> checkpoint)
-      : checkpoint_(std::move(checkpoint)) {}
-
-  absl::StatusOr<kernels::Weight> GetMatrix(std::string_view name, int64_t rows,
-                                            int64_t cols) override {
-    absl::StatusOr<TensorView> tensor = checkpoint_->Get(name);
-    if (!tensor.ok()) return tensor.status();
-    if (tensor->shape.size() != 2 || tensor->shape[0] != rows || tensor->shape[1] != cols) {
-      return absl::InvalidArgumentError(StrCat(
-          checkpoint_->model_dir(), ": tensor ", name, " has shape ",
-          ShapeString(tensor->shape), " but the config implies [", rows, ", ", cols, "]"));
-    }
-    absl::StatusOr<kernels::WeightType> type = WeightTypeOf(*tensor);
-    if (!type.ok()) return type.status();
-    bytes_loaded_ += tensor->num_bytes;
-    return kernels::Weight{.data = tensor->data, .type = *type, .rows = rows, .cols = cols};
-  }
-
-  absl::StatusOr<std::vector<float>> GetVector(std::string_view name, int64_t size) override {
-    absl::StatusOr<TensorView> tensor = checkpoint_->Get(name);
-    if (!tensor.ok()) return tensor.status();
-    if (tensor->shape.size() != 1 || tensor->shape[0] != size) {
-      return absl::InvalidArgumentError(StrCat(
-          checkpoint_->model_dir(), ": tensor ", name, " has shape ",
-          ShapeString(tensor->shape), " but the config implies [", size, "]"));
-    }
-    absl::StatusOr<kernels::WeightType> type = WeightTypeOf(*tensor);
-    if (!type.ok()) return type.status();
-    std::vector<float> values(size);
-    for (int64_t i = 0; i < size; ++i) {
-      const std::byte* element = tensor->data + i * kernels::WeightTypeSize(*type);
-      uint16_t half_bits;
-      switch (*type) {
-        case kernels::WeightType::kF32:
-          std::memcpy(&values[i], element, sizeof(float));
-          break;
-        case kernels::WeightType::kF16:
-          std::memcpy(&half_bits, element, sizeof(half_bits));
-          values[i] = F16ToFloat(half_bits);
-          break;
-        case kernels::WeightType::kBF16:
-          std::memcpy(&half_bits, element, sizeof(half_bits));
-          values[i] = Bf16ToFloat(half_bits);
-          break;
-      }
-    }
-    bytes_loaded_ += tensor->num_bytes;
-    return values;
-  }
-
-  bool Contains(std::string_view name) const override {
-    return checkpoint_->Find(name).has_value();
-  }
-
-  uint64_t bytes_loaded() const override { return bytes_loaded_; }
-
- private:
-  std::unique_ptr<SafetensorsCheckpoint> checkpoint_;
-  uint64_t bytes_loaded_ = 0;
-};
-
 // Memory for weights that decode streams once per token: 2 MiB aligned and
 // advised to use transparent huge pages, which spares a TLB miss every 4 KiB
 // of a GEMV's stream.
@@ -117,27 +54,136 @@ class HugePageBuffer {
   void* data_;
 };
 
+// Whether `part` lies inside [0, size).
+bool InBounds(IndexRange part, int64_t size) {
+  return part.begin >= 0 && part.count >= 0 && part.end() <= size;
+}
+
+absl::Status BlockError(std::string_view name, int64_t rows, int64_t cols, IndexRange row_range,
+                        IndexRange col_range) {
+  return absl::InvalidArgumentError(StrCat("tensor ", name, ": block rows [", row_range.begin, ", ",
+                                           row_range.end(), ") cols [", col_range.begin, ", ",
+                                           col_range.end(), ") is outside [", rows, ", ", cols, "]"));
+}
+
+class CheckpointWeights final : public WeightSource {
+ public:
+  explicit CheckpointWeights(std::unique_ptr<SafetensorsCheckpoint> checkpoint)
+      : checkpoint_(std::move(checkpoint)) {}
+
+  absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows, int64_t cols,
+                                                 IndexRange row_range,
+                                                 IndexRange col_range) override {
+    if (!InBounds(row_range, rows) || !InBounds(col_range, cols)) {
+      return BlockError(name, rows, cols, row_range, col_range);
+    }
+    absl::StatusOr<TensorView> tensor = checkpoint_->Get(name);
+    if (!tensor.ok()) return tensor.status();
+    if (tensor->shape.size() != 2 || tensor->shape[0] != rows || tensor->shape[1] != cols) {
+      return absl::InvalidArgumentError(StrCat(
+          checkpoint_->model_dir(), ": tensor ", name, " has shape ",
+          ShapeString(tensor->shape), " but the config implies [", rows, ", ", cols, "]"));
+    }
+    absl::StatusOr<kernels::WeightType> type = WeightTypeOf(*tensor);
+    if (!type.ok()) return type.status();
+    const int64_t element_bytes = kernels::WeightTypeSize(*type);
+    const std::byte* first_row = tensor->data + row_range.begin * cols * element_bytes;
+    const void* data = first_row;
+    if (col_range.count != cols) {
+      // Row-parallel shard: gather the column range of every row.
+      const int64_t row_bytes = col_range.count * element_bytes;
+      std::byte* copy = static_cast<std::byte*>(
+          buffers_.emplace_back(std::max<int64_t>(1, row_range.count * row_bytes)).data());
+      for (int64_t r = 0; r < row_range.count; ++r) {
+        std::memcpy(copy + r * row_bytes,
+                    first_row + (r * cols + col_range.begin) * element_bytes, row_bytes);
+      }
+      data = copy;
+    }
+    bytes_loaded_ += row_range.count * col_range.count * element_bytes;
+    return kernels::Weight{.data = data, .type = *type, .rows = row_range.count,
+                           .cols = col_range.count};
+  }
+
+  absl::StatusOr<std::vector<float>> GetVectorRange(std::string_view name, int64_t size,
+                                                    IndexRange range) override {
+    if (!InBounds(range, size)) return BlockError(name, 1, size, {0, 1}, range);
+    absl::StatusOr<TensorView> tensor = checkpoint_->Get(name);
+    if (!tensor.ok()) return tensor.status();
+    if (tensor->shape.size() != 1 || tensor->shape[0] != size) {
+      return absl::InvalidArgumentError(StrCat(
+          checkpoint_->model_dir(), ": tensor ", name, " has shape ",
+          ShapeString(tensor->shape), " but the config implies [", size, "]"));
+    }
+    absl::StatusOr<kernels::WeightType> type = WeightTypeOf(*tensor);
+    if (!type.ok()) return type.status();
+    std::vector<float> values(range.count);
+    for (int64_t i = 0; i < range.count; ++i) {
+      const std::byte* element = tensor->data + (range.begin + i) * kernels::WeightTypeSize(*type);
+      uint16_t half_bits;
+      switch (*type) {
+        case kernels::WeightType::kF32:
+          std::memcpy(&values[i], element, sizeof(float));
+          break;
+        case kernels::WeightType::kF16:
+          std::memcpy(&half_bits, element, sizeof(half_bits));
+          values[i] = F16ToFloat(half_bits);
+          break;
+        case kernels::WeightType::kBF16:
+          std::memcpy(&half_bits, element, sizeof(half_bits));
+          values[i] = Bf16ToFloat(half_bits);
+          break;
+      }
+    }
+    bytes_loaded_ += range.count * kernels::WeightTypeSize(*type);
+    return values;
+  }
+
+  bool Contains(std::string_view name) const override {
+    return checkpoint_->Find(name).has_value();
+  }
+
+  uint64_t bytes_loaded() const override { return bytes_loaded_; }
+
+ private:
+  std::unique_ptr<SafetensorsCheckpoint> checkpoint_;
+  std::deque<HugePageBuffer> buffers_;  // column shards; deque: stable addresses
+  uint64_t bytes_loaded_ = 0;
+};
+
 class DummyWeights final : public WeightSource {
  public:
   // A uniform distribution on [-r, r) has standard deviation r / sqrt(3).
   DummyWeights(uint64_t seed, float std) : seed_(seed), range_(std * 1.7320508f) {}
 
-  absl::StatusOr<kernels::Weight> GetMatrix(std::string_view name, int64_t rows,
-                                            int64_t cols) override {
-    uint64_t state = SeedFor(name);
-    const size_t count = static_cast<size_t>(rows * cols);
+  absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows, int64_t cols,
+                                                 IndexRange row_range,
+                                                 IndexRange col_range) override {
+    if (!InBounds(row_range, rows) || !InBounds(col_range, cols)) {
+      return BlockError(name, rows, cols, row_range, col_range);
+    }
+    // Element i of the whole tensor is drawn from state seed + (i + 1)·γ, so
+    // a block holds exactly the values the whole tensor would.
+    const uint64_t seed = SeedFor(name);
+    const size_t count = static_cast<size_t>(row_range.count * col_range.count);
     uint16_t* values = static_cast<uint16_t*>(
-        buffers_.emplace_back(count * sizeof(uint16_t)).data());
-    for (size_t i = 0; i < count; ++i) values[i] = FloatToBf16(NextUniform(state, range_));
+        buffers_.emplace_back(std::max<size_t>(1, count * sizeof(uint16_t))).data());
+    for (int64_t r = 0; r < row_range.count; ++r) {
+      uint64_t state = seed + static_cast<uint64_t>((row_range.begin + r) * cols + col_range.begin) * kGamma;
+      uint16_t* row = values + r * col_range.count;
+      for (int64_t c = 0; c < col_range.count; ++c) row[c] = FloatToBf16(NextUniform(state, range_));
+    }
     bytes_loaded_ += count * sizeof(uint16_t);
     return kernels::Weight{.data = values, .type = kernels::WeightType::kBF16,
-                           .rows = rows, .cols = cols};
+                           .rows = row_range.count, .cols = col_range.count};
   }
 
-  absl::StatusOr<std::vector<float>> GetVector(std::string_view name, int64_t size) override {
-    uint64_t state = SeedFor(name);
+  absl::StatusOr<std::vector<float>> GetVectorRange(std::string_view name, int64_t size,
+                                                    IndexRange range) override {
+    if (!InBounds(range, size)) return BlockError(name, 1, size, {0, 1}, range);
+    uint64_t state = SeedFor(name) + static_cast<uint64_t>(range.begin) * kGamma;
     const float center = name.ends_with("bias") ? 0.0f : 1.0f;
-    std::vector<float> values(size);
+    std::vector<float> values(range.count);
     for (float& value : values) value = center + NextUniform(state, range_);
     bytes_loaded_ += values.size() * sizeof(float);
     return values;
@@ -160,8 +206,9 @@ class DummyWeights final : public WeightSource {
 
   // Uniform in [-range, range) from a splitmix64 step: cheap enough to fill
   // billions of weights for benchmarks of real model shapes.
+  static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
   static float NextUniform(uint64_t& state, float range) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (state += kGamma);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/safetensors_checkpoint.h"
 #include "kernels/ops.h"
+#include "worker/models/model_shard.h"
 
 namespace duet::worker {
 
@@ -22,14 +23,36 @@ class WeightSource {
  public:
   virtual ~WeightSource() = default;
 
-  // A [rows, cols] matrix stored as f32, f16 or bf16. NotFound when absent;
+  // The block [row_range, col_range] of a [rows, cols] matrix stored as f32,
+  // f16 or bf16 (a rank's shard). Row ranges are views into the stored
+  // tensor; a partial column range is copied. NotFound when absent;
   // InvalidArgument, naming the tensor, when the shape or dtype differs.
-  virtual absl::StatusOr<kernels::Weight> GetMatrix(std::string_view name, int64_t rows,
-                                                    int64_t cols) = 0;
+  virtual absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows,
+                                                         int64_t cols, IndexRange row_range,
+                                                         IndexRange col_range) = 0;
 
-  // A [size] vector (norm weights, biases), converted to fp32.
-  virtual absl::StatusOr<std::vector<float>> GetVector(std::string_view name,
-                                                       int64_t size) = 0;
+  // Elements `range` of a [size] vector (norm weights, biases), as fp32.
+  virtual absl::StatusOr<std::vector<float>> GetVectorRange(std::string_view name, int64_t size,
+                                                            IndexRange range) = 0;
+
+  // The whole [rows, cols] matrix.
+  absl::StatusOr<kernels::Weight> GetMatrix(std::string_view name, int64_t rows, int64_t cols) {
+    return GetMatrixBlock(name, rows, cols, {0, rows}, {0, cols});
+  }
+  // Rows `range` (output features) of a [rows, cols] matrix.
+  absl::StatusOr<kernels::Weight> GetMatrixRows(std::string_view name, int64_t rows, int64_t cols,
+                                                IndexRange range) {
+    return GetMatrixBlock(name, rows, cols, range, {0, cols});
+  }
+  // Columns `range` (input features) of a [rows, cols] matrix.
+  absl::StatusOr<kernels::Weight> GetMatrixCols(std::string_view name, int64_t rows, int64_t cols,
+                                                IndexRange range) {
+    return GetMatrixBlock(name, rows, cols, {0, rows}, range);
+  }
+  // The whole [size] vector.
+  absl::StatusOr<std::vector<float>> GetVector(std::string_view name, int64_t size) {
+    return GetVectorRange(name, size, {0, size});
+  }
 
   // Whether a tensor of that name exists (e.g. an untied lm_head).
   virtual bool Contains(std::string_view name) const = 0;

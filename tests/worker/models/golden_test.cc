@@ -25,6 +25,7 @@
 #include "common/safetensors.h"
 #include "kernels/ops.h"
 #include "tests/test_paths.h"
+#include "tests/worker/models/golden_reference.h"
 #include "worker/generator.h"
 #include "worker/models/registry.h"
 
@@ -35,54 +36,6 @@ constexpr float kLogitAtol = 1e-3f;
 // Same weights, same backend, different batching or KV path: only the order
 // of a few fp32 sums differs.
 constexpr float kSelfConsistencyAtol = 1e-4f;
-
-std::string FixtureDir(const std::string& name) {
-  return duet::testing::SourceDir() + "/tests/golden/fixtures/" + name;
-}
-
-// The reference tensors of one fixture.
-struct Reference {
-  std::vector<int32_t> prompt_ids, prompt2_ids, greedy_ids, prompt2_greedy_ids, chunk_lens;
-  std::vector<float> prefill_logits, chunked_prefill_logits, decode_logits;
-  std::vector<float> prompt2_prefill_logits, prompt2_decode_logits;
-};
-
-template <typename T>
-std::vector<T> ReadTensor(const SafetensorsFile& file, const std::string& name) {
-  absl::StatusOr<TensorView> tensor = file.Get(name);
-  EXPECT_TRUE(tensor.ok()) << tensor.status();
-  if (!tensor.ok()) return {};
-  std::vector<T> values(tensor->num_bytes / sizeof(T));
-  std::memcpy(values.data(), tensor->data, tensor->num_bytes);
-  return values;
-}
-
-Reference LoadReference(const std::string& fixture_dir) {
-  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
-      SafetensorsFile::Open(fixture_dir + "/reference.safetensors");
-  EXPECT_TRUE(file.ok()) << file.status();
-  Reference ref;
-  if (!file.ok()) return ref;
-  const SafetensorsFile& f = **file;
-  ref.prompt_ids = ReadTensor<int32_t>(f, "prompt_ids");
-  ref.prompt2_ids = ReadTensor<int32_t>(f, "prompt2_ids");
-  ref.greedy_ids = ReadTensor<int32_t>(f, "greedy_ids");
-  ref.prompt2_greedy_ids = ReadTensor<int32_t>(f, "prompt2_greedy_ids");
-  ref.chunk_lens = ReadTensor<int32_t>(f, "chunk_lens");
-  ref.prefill_logits = ReadTensor<float>(f, "prefill_logits");
-  ref.chunked_prefill_logits = ReadTensor<float>(f, "chunked_prefill_logits");
-  ref.decode_logits = ReadTensor<float>(f, "decode_logits");
-  ref.prompt2_prefill_logits = ReadTensor<float>(f, "prompt2_prefill_logits");
-  ref.prompt2_decode_logits = ReadTensor<float>(f, "prompt2_decode_logits");
-  return ref;
-}
-
-// Largest |a - b|; the sizes must agree.
-float MaxAbsDiff(const float* a, const float* b, size_t count) {
-  float worst = 0.0f;
-  for (size_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
 
 int32_t Argmax(const float* row, int64_t vocab) {
   return static_cast<int32_t>(std::max_element(row, row + vocab) - row);

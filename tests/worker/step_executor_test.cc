@@ -1,0 +1,225 @@
+// StepExecutor on one rank (world size 1) with the qwen3 fixture: requests
+// invalid as a whole change nothing; a sampled sequence that is dropped and
+// recomputed from its prompt + outputs (as the router does after preemption)
+// continues with exactly the tokens it would have produced, penalties and
+// seeded draws included; sequences sample independently of their batch.
+#include <memory>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/model_config.h"
+#include "kernels/ops.h"
+#include "tests/worker/models/golden_reference.h"
+#include "worker/models/registry.h"
+#include "worker/step_executor.h"
+
+namespace duet::worker {
+namespace {
+
+constexpr int kBlockSize = 16;
+constexpr int kNumBlocks = 64;
+
+class StepExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string dir = FixtureDir("qwen3");
+    absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = *std::move(model);
+    backend_ = kernels::MakeCpuBackend(1);
+    comm_ = MakeLocalCommunicator();
+  }
+
+  std::unique_ptr<StepExecutor> NewExecutor(std::unique_ptr<KvCache>& cache) {
+    cache = std::make_unique<KvCache>(model_->config().num_hidden_layers,
+                                      model_->KvLayout(kNumBlocks, kBlockSize));
+    return std::make_unique<StepExecutor>(*model_, *backend_, *comm_, *cache, 512);
+  }
+
+  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<Communicator> comm_;
+};
+
+v1::SamplingParams Sampled(uint64_t seed) {
+  v1::SamplingParams params;
+  // Hot enough that the seeded draw, not the argmax, picks the tokens (the
+  // fixture's logits are sharp), with penalties strong enough to matter.
+  params.set_temperature(3.0f);
+  params.set_seed(seed);
+  params.set_presence_penalty(1.5f);
+  params.set_frequency_penalty(1.0f);
+  params.set_repetition_penalty(1.5f);
+  return params;
+}
+
+void AddNew(v1::StepRequest& request, uint64_t id, const std::vector<int32_t>& prompt,
+            const v1::SamplingParams& params) {
+  v1::NewSequence* sequence = request.add_new_sequences();
+  sequence->set_seq_id(id);
+  sequence->mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+  *sequence->mutable_sampling() = params;
+}
+
+// Schedules `tokens` at `start`; blocks [first_block, ...) cover positions up
+// to start + tokens.size() (only the ones not granted before are sent).
+void Schedule(v1::StepRequest& request, uint64_t id, const std::vector<int32_t>& tokens,
+              int64_t start, int first_block, int64_t* blocks_granted) {
+  v1::ScheduledSequence* step = request.add_scheduled();
+  step->set_seq_id(id);
+  step->mutable_token_ids()->Add(tokens.begin(), tokens.end());
+  step->set_start_position(static_cast<uint32_t>(start));
+  step->set_sample(true);
+  const int64_t end = start + static_cast<int64_t>(tokens.size());
+  while (*blocks_granted * kBlockSize < end) {
+    step->add_new_block_ids(static_cast<uint32_t>(first_block + (*blocks_granted)++));
+  }
+}
+
+// Generates `count` tokens for sequence `id` alone, one decode per step.
+std::vector<int32_t> Generate(StepExecutor& executor, uint64_t id, const std::vector<int32_t>& prompt,
+                              const v1::SamplingParams& params, int count, int first_block) {
+  int64_t blocks = 0;
+  v1::StepRequest request;
+  AddNew(request, id, prompt, params);
+  Schedule(request, id, prompt, 0, first_block, &blocks);
+  std::vector<int32_t> output;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<v1::StepResult> result = executor.Execute(request);
+    EXPECT_TRUE(result.ok() && result->error().empty()) << result.status();
+    if (!result.ok() || result->sampled_size() != 1) return output;
+    output.push_back(result->sampled(0).token_id());
+    request.Clear();
+    Schedule(request, id, {output.back()}, static_cast<int64_t>(prompt.size() + output.size() - 1),
+             first_block, &blocks);
+  }
+  return output;
+}
+
+TEST_F(StepExecutorTest, RecomputedSequenceContinuesIdentically) {
+  const std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43};
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  const std::vector<int32_t> original = Generate(*executor, 1, prompt, Sampled(77), 16, 0);
+  ASSERT_EQ(original.size(), 16u);
+
+  // Preempted after 4 outputs: dropped, then re-sent with its original prompt
+  // and prompt + outputs prefilled in one step, into other blocks.
+  std::unique_ptr<KvCache> cache2;
+  std::unique_ptr<StepExecutor> recomputing = NewExecutor(cache2);
+  std::vector<int32_t> resumed_prefix = prompt;
+  resumed_prefix.insert(resumed_prefix.end(), original.begin(), original.begin() + 4);
+  v1::StepRequest request;
+  AddNew(request, 9, prompt, Sampled(77));
+  int64_t blocks = 0;
+  Schedule(request, 9, resumed_prefix, 0, 30, &blocks);
+  std::vector<int32_t> continued;
+  for (int i = 4; i < 16; ++i) {
+    absl::StatusOr<v1::StepResult> result = recomputing->Execute(request);
+    ASSERT_TRUE(result.ok() && result->error().empty()) << result.status();
+    continued.push_back(result->sampled(0).token_id());
+    request.Clear();
+    Schedule(request, 9, {continued.back()}, static_cast<int64_t>(prompt.size()) + i, 30, &blocks);
+  }
+  EXPECT_EQ(continued, std::vector<int32_t>(original.begin() + 4, original.end()));
+
+  // Without the penalties' output history the continuation would differ:
+  // the same seed with penalties off gives another sequence.
+  std::unique_ptr<KvCache> cache3;
+  std::unique_ptr<StepExecutor> plain = NewExecutor(cache3);
+  v1::SamplingParams no_penalties = Sampled(77);
+  no_penalties.clear_repetition_penalty();
+  no_penalties.set_presence_penalty(0);
+  no_penalties.set_frequency_penalty(0);
+  EXPECT_NE(Generate(*plain, 1, prompt, no_penalties, 16, 0), original);
+}
+
+TEST_F(StepExecutorTest, SamplesDoNotDependOnTheBatch) {
+  const std::vector<int32_t> prompt_a = {5, 6, 7, 8, 9, 10, 11};
+  const std::vector<int32_t> prompt_b = {100, 200, 300, 400};
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> alone = NewExecutor(cache);
+  const std::vector<int32_t> a_alone = Generate(*alone, 1, prompt_a, Sampled(5), 6, 0);
+
+  std::unique_ptr<KvCache> cache2;
+  std::unique_ptr<StepExecutor> together = NewExecutor(cache2);
+  int64_t blocks_a = 0, blocks_b = 0;
+  v1::StepRequest request;
+  AddNew(request, 1, prompt_a, Sampled(5));
+  AddNew(request, 2, prompt_b, Sampled(6));
+  Schedule(request, 2, prompt_b, 0, 10, &blocks_b);
+  Schedule(request, 1, prompt_a, 0, 20, &blocks_a);
+  std::vector<int32_t> a_batched;
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<v1::StepResult> result = together->Execute(request);
+    ASSERT_TRUE(result.ok() && result->error().empty()) << result.status();
+    ASSERT_EQ(result->sampled_size(), 2);
+    const bool b_first = i == 0;  // results come in request order
+    EXPECT_EQ(result->sampled(0).seq_id(), b_first ? 2u : 1u);
+    a_batched.push_back(result->sampled(b_first ? 1 : 0).token_id());
+    const int32_t b_token = result->sampled(b_first ? 0 : 1).token_id();
+    request.Clear();
+    Schedule(request, 1, {a_batched.back()}, static_cast<int64_t>(prompt_a.size()) + i, 20, &blocks_a);
+    Schedule(request, 2, {b_token}, static_cast<int64_t>(prompt_b.size()) + i, 10, &blocks_b);
+  }
+  EXPECT_EQ(a_batched, a_alone);
+}
+
+TEST_F(StepExecutorTest, InvalidRequestsChangeNothing) {
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  int64_t blocks = 0;
+  v1::StepRequest good;
+  good.set_step_id(1);
+  AddNew(good, 1, {1, 2, 3}, Sampled(1));
+  Schedule(good, 1, {1, 2, 3}, 0, 0, &blocks);
+
+  auto expect_rejected = [&](v1::StepRequest request, const std::string& why) {
+    absl::StatusOr<v1::StepResult> result = executor->Execute(request);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_NE(result->error().find(why), std::string::npos) << result->error();
+    EXPECT_EQ(result->sampled_size(), 0);
+    EXPECT_EQ(executor->num_sequences(), 0) << why;
+  };
+  v1::StepRequest bad = good;
+  bad.mutable_new_sequences(0)->set_prompt_token_ids(1, 1 << 20);
+  expect_rejected(bad, "outside the vocabulary");
+  bad = good;
+  bad.mutable_scheduled(0)->set_new_block_ids(0, kNumBlocks);
+  expect_rejected(bad, "outside the pool");
+  bad = good;
+  bad.mutable_scheduled(0)->set_start_position(20);  // past the one granted block
+  expect_rejected(bad, "need more KV blocks");
+  bad = good;
+  bad.mutable_new_sequences(0)->mutable_sampling()->set_top_p(0.0f);
+  expect_rejected(bad, "top_p");
+  bad = good;
+  *bad.add_scheduled() = good.scheduled(0);
+  expect_rejected(bad, "scheduled twice");
+  bad = good;
+  *bad.add_new_sequences() = good.new_sequences(0);
+  expect_rejected(bad, "already exists");
+  bad = good;
+  bad.mutable_scheduled(0)->set_seq_id(2);
+  expect_rejected(bad, "not known");
+  bad = good;
+  bad.mutable_scheduled(0)->set_start_position(510);
+  expect_rejected(bad, "max_model_len");
+
+  absl::StatusOr<v1::StepResult> result = executor->Execute(good);
+  ASSERT_TRUE(result.ok() && result->error().empty()) << result->error();
+  EXPECT_EQ(executor->num_sequences(), 1);
+  v1::StepRequest finish;
+  finish.add_finished_seq_ids(1);
+  finish.add_finished_seq_ids(12345);  // unknown ids are ignored
+  ASSERT_TRUE(executor->Execute(finish).ok());
+  EXPECT_EQ(executor->num_sequences(), 0);
+}
+
+}  // namespace
+}  // namespace duet::worker
