@@ -75,8 +75,8 @@ std::vector<std::unique_ptr<WorkerProcess>> StartWorkers(int count,
 // chunks and decode tokens, collects the sampled tokens.
 class Driver {
  public:
-  explicit Driver(WorkerGroup& group)
-      : group_(group), next_block_(static_cast<int64_t>(group.info().num_kv_blocks()) - 1) {}
+  explicit Driver(const WorkerGroup& group)
+      : next_block_(static_cast<int64_t>(group.info().num_kv_blocks()) - 1) {}
 
   v1::StepRequest NewStep() {
     v1::StepRequest request;
@@ -112,7 +112,6 @@ class Driver {
   }
 
  private:
-  WorkerGroup& group_;
   int64_t next_block_;
   uint64_t step_id_ = 0;
   std::map<uint64_t, int64_t> blocks_;

@@ -23,12 +23,7 @@ constexpr int kNumBlocks = 64;
 class StepExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string dir = FixtureDir("qwen3");
-    absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
-    ASSERT_TRUE(config.ok()) << config.status();
-    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadFixtureModel("qwen3");
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = *std::move(model);
     backend_ = kernels::MakeCpuBackend(1);

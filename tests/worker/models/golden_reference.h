@@ -13,8 +13,10 @@
 
 #include <gtest/gtest.h>
 
+#include "common/model_config.h"
 #include "common/safetensors.h"
 #include "tests/test_paths.h"
+#include "worker/models/registry.h"
 
 namespace duet::worker {
 
@@ -64,6 +66,16 @@ inline float MaxAbsDiff(const float* a, const float* b, size_t count) {
   float worst = 0.0f;
   for (size_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
   return worst;
+}
+
+// The whole model of fixture `name` (its checkpoint, unsharded).
+inline absl::StatusOr<std::unique_ptr<DecoderModel>> LoadFixtureModel(const std::string& name) {
+  const std::string dir = FixtureDir(name);
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
+  if (!weights.ok()) return weights.status();
+  return LoadModel(*config, *std::move(weights));
 }
 
 }  // namespace duet::worker

@@ -52,11 +52,7 @@ class GoldenTest : public ::testing::TestWithParam<Param> {
   void SetUp() override {
     const auto& [fixture, backend_name] = GetParam();
     const std::string dir = FixtureDir(fixture);
-    absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
-    ASSERT_TRUE(config.ok()) << config.status();
-    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadFixtureModel(fixture);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = *std::move(model);
     backend_ = MakeBackend(backend_name);
