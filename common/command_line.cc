@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/flags/parse.h"
+#include "absl/flags/usage_config.h"
 
 namespace duet {
 
@@ -17,6 +18,13 @@ std::string NormalizeFlag(std::string_view arg) {
 }
 
 std::vector<std::string> ParseFlags(int argc, char** argv, int first_flag) {
+  // --help lists the flags defined by the program's own sources (its main
+  // file and what it pulls in from the project), not Abseil's internals.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return path.find("absl/") == absl::string_view::npos;
+  };
+  absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> normalized = {argv[0]};
   for (int i = first_flag; i < argc; ++i) normalized.push_back(NormalizeFlag(argv[i]));
   std::vector<char*> args;

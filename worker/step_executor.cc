@@ -73,6 +73,10 @@ absl::Status StepExecutor::Validate(const v1::StepRequest& request) const {
                             " tokens exceeds max_model_len ", max_model_len_));
     }
     DUET_RETURN_IF_ERROR(CheckTokenIds(sequence.prompt_token_ids(), vocab_size, id));
+    if (sequence.prompt_token_ids_size() + sequence.output_token_ids_size() > max_model_len_) {
+      return Invalid(StrCat("sequence ", id, ": prompt and outputs exceed max_model_len ", max_model_len_));
+    }
+    DUET_RETURN_IF_ERROR(CheckTokenIds(sequence.output_token_ids(), vocab_size, id));
     absl::StatusOr<SequenceSampling> sampling = SamplingFromProto(sequence.sampling(), vocab_size);
     if (!sampling.ok()) {
       return Invalid(StrCat("sequence ", id, ": ", sampling.status().message()));
@@ -135,6 +139,10 @@ absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& requ
                       .history = TokenHistory(prompt),
                       .block_table = {},
                       .next_output_position = static_cast<int64_t>(prompt.size())};
+    for (int32_t token : added.output_token_ids()) {
+      sequence.history.AddOutputToken(token);
+      ++sequence.next_output_position;
+    }
     sequences_.insert_or_assign(added.seq_id(), std::move(sequence));
   }
 

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "duet/worker/v1/worker.grpc.pb.h"
+#include "router/workers/worker_client.h"
 
 namespace duet::router {
 
@@ -41,14 +42,14 @@ struct WorkerGroupOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);
 };
 
-class WorkerGroup {
+class WorkerGroup : public WorkerClient {
  public:
   // Connects to every rank, forms the group and opens the Step streams.
   // Errors name the rank and its address; when one rank fails Init, its own
   // error is returned rather than the others' "another rank failed".
   static absl::StatusOr<std::unique_ptr<WorkerGroup>> Start(const WorkerGroupOptions& options);
 
-  ~WorkerGroup();
+  ~WorkerGroup() override;
   WorkerGroup(const WorkerGroup&) = delete;
   WorkerGroup& operator=(const WorkerGroup&) = delete;
 
@@ -60,14 +61,14 @@ class WorkerGroup {
   // when the workers rejected the request as a whole (StepResult.error;
   // nothing ran, the group stays usable); Unavailable when a rank failed or
   // timed out (the group is then broken).
-  absl::StatusOr<worker::v1::StepResult> Step(const worker::v1::StepRequest& request);
+  absl::StatusOr<worker::v1::StepResult> Step(const worker::v1::StepRequest& request) override;
 
   bool broken() const { return broken_; }
 
   // Forms the group again (after a rank failed and came back, or to start
   // over): closes the streams, CreateBootstrap + Init on every rank, new
   // streams. Workers start with no sequences.
-  absl::Status Reinitialize();
+  absl::Status Reinitialize() override;
 
   // Asks every rank to exit; best effort, returns the first error.
   absl::Status Shutdown();

@@ -134,6 +134,40 @@ TEST_F(StepExecutorTest, RecomputedSequenceContinuesIdentically) {
   EXPECT_NE(Generate(*plain, 1, prompt, no_penalties, 16, 0), original);
 }
 
+TEST_F(StepExecutorTest, RecomputedFromThePrefixCacheKeepsItsOutputHistory) {
+  const std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43};
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  const std::vector<int32_t> original = Generate(*executor, 1, prompt, Sampled(77), 16, 0);
+  ASSERT_EQ(original.size(), 16u);
+
+  // Preempted after 4 outputs; block 0 (prompt + 3 outputs) is still cached,
+  // so only position 16 (the 4th output) runs again, into a fresh block. The
+  // outputs whose KV comes from the cache arrive as output_token_ids.
+  v1::StepRequest request;
+  request.add_finished_seq_ids(1);
+  AddNew(request, 2, prompt, Sampled(77));
+  request.mutable_new_sequences(0)->mutable_output_token_ids()->Add(original.begin(), original.begin() + 4);
+  v1::ScheduledSequence* step = request.add_scheduled();
+  step->set_seq_id(2);
+  step->add_token_ids(original[3]);
+  step->set_start_position(16);
+  step->add_new_block_ids(0);
+  step->add_new_block_ids(40);
+  step->set_sample(true);
+  int64_t blocks = 2;
+  std::vector<int32_t> continued;
+  for (int i = 4; i < 16; ++i) {
+    absl::StatusOr<v1::StepResult> result = executor->Execute(request);
+    ASSERT_TRUE(result.ok() && result->error().empty()) << result.status() << result->error();
+    continued.push_back(result->sampled(0).token_id());
+    request.Clear();
+    // Blocks 0 and 40 hold positions 0..31; all 29 tokens fit.
+    Schedule(request, 2, {continued.back()}, static_cast<int64_t>(prompt.size()) + i, 40, &blocks);
+  }
+  EXPECT_EQ(continued, std::vector<int32_t>(original.begin() + 4, original.end()));
+}
+
 TEST_F(StepExecutorTest, SamplesDoNotDependOnTheBatch) {
   const std::vector<int32_t> prompt_a = {5, 6, 7, 8, 9, 10, 11};
   const std::vector<int32_t> prompt_b = {100, 200, 300, 400};

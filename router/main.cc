@@ -1,0 +1,274 @@
+// duet-router: owns every request of one model and serves the public gRPC
+// API (duet.v1.Duet, plus grpc.health.v1.Health and server reflection).
+// The model runs on the duet-worker processes named by --workers, which the
+// router forms into one group at startup.
+//   duet-router --model DIR --workers host:port,host:port [--grpc-port 50051]
+// Exits 0 after SIGTERM/SIGINT (in-flight calls get --shutdown-timeout to
+// finish, then are cancelled), 1 when it cannot start (the message says why),
+// 2 for bad flags.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/command_line.h"
+#include "common/str_cat.h"
+#include "glog/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "router/api/grpc_service.h"
+#include "router/api/model_assets.h"
+#include "router/engine/engine.h"
+#include "router/workers/worker_group.h"
+
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, weights), as the workers see it");
+ABSL_FLAG(std::string, tokenizer, "", "directory with tokenizer.json and tokenizer_config.json; default: --model");
+ABSL_FLAG(std::string, served_model_name, "", "model name reported to clients; default: --model");
+ABSL_FLAG(std::string, workers, "", "host:port of every duet-worker, comma-separated, rank 0 first");
+ABSL_FLAG(std::string, parallel, "", "tp or ep; default: ep for mixture-of-experts models, tp otherwise");
+ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
+ABSL_FLAG(int32_t, max_model_len, 0, "longest sequence (prompt + output); 0: the model's");
+ABSL_FLAG(int32_t, max_num_seqs, 256, "most sequences in one step");
+ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "most tokens in one step");
+ABSL_FLAG(int32_t, max_waiting_requests, 4096, "requests beyond this many waiting are refused");
+ABSL_FLAG(double, kv_cache_gib, 0, "KV cache per worker in GiB; 0: the workers size it");
+ABSL_FLAG(bool, disable_prefix_caching, false, "never share KV blocks between requests");
+ABSL_FLAG(std::string, host, "127.0.0.1", "address the gRPC server listens on");
+ABSL_FLAG(int32_t, grpc_port, 50051, "gRPC port; 0 picks a free one (see --port-file)");
+ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once serving");
+ABSL_FLAG(double, shutdown_timeout, 5, "seconds in-flight calls may take to finish after SIGTERM");
+ABSL_FLAG(bool, check_config, false, "check the flags and that the model and tokenizer load, then exit 0");
+
+namespace {
+
+namespace v1 = duet::worker::v1;
+
+// What the flags ask for, checked.
+struct RouterConfig {
+  std::vector<std::string> worker_addresses;
+  v1::ParallelMode parallel_mode = v1::PARALLEL_MODE_TENSOR;
+  v1::LoadFormat load_format = v1::LOAD_FORMAT_SAFETENSORS;
+  std::string served_model_name;
+};
+
+absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
+  RouterConfig config;
+  const std::string workers = absl::GetFlag(FLAGS_workers);
+  if (workers.empty()) return absl::InvalidArgumentError("--workers is required (host:port,host:port)");
+  for (absl::string_view address : absl::StrSplit(workers, ',')) {
+    if (address.empty() || address.find(':') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          duet::StrCat("--workers: \"", std::string(address), "\" is not host:port"));
+    }
+    config.worker_addresses.emplace_back(address);
+  }
+  const std::string parallel = absl::GetFlag(FLAGS_parallel);
+  if (parallel.empty()) {
+    config.parallel_mode = model.num_experts > 0 ? v1::PARALLEL_MODE_EXPERT : v1::PARALLEL_MODE_TENSOR;
+  } else if (parallel == "tp") {
+    config.parallel_mode = v1::PARALLEL_MODE_TENSOR;
+  } else if (parallel == "ep") {
+    if (model.num_experts == 0) return absl::InvalidArgumentError("--parallel ep needs a mixture-of-experts model");
+    config.parallel_mode = v1::PARALLEL_MODE_EXPERT;
+  } else {
+    return absl::InvalidArgumentError(duet::StrCat("--parallel must be tp or ep, got ", parallel));
+  }
+  const std::string load_format = absl::GetFlag(FLAGS_load_format);
+  if (load_format == "safetensors") {
+    config.load_format = v1::LOAD_FORMAT_SAFETENSORS;
+  } else if (load_format == "dummy") {
+    config.load_format = v1::LOAD_FORMAT_DUMMY;
+  } else {
+    return absl::InvalidArgumentError(duet::StrCat("--load-format must be safetensors or dummy, got ", load_format));
+  }
+  if (absl::GetFlag(FLAGS_max_model_len) < 0) return absl::InvalidArgumentError("--max-model-len must be >= 0");
+  if (absl::GetFlag(FLAGS_max_num_seqs) < 1) return absl::InvalidArgumentError("--max-num-seqs must be >= 1");
+  if (absl::GetFlag(FLAGS_max_num_batched_tokens) < 1) {
+    return absl::InvalidArgumentError("--max-num-batched-tokens must be >= 1");
+  }
+  if (absl::GetFlag(FLAGS_max_waiting_requests) < 0) {
+    return absl::InvalidArgumentError("--max-waiting-requests must be >= 0");
+  }
+  if (!(absl::GetFlag(FLAGS_kv_cache_gib) >= 0)) return absl::InvalidArgumentError("--kv-cache-gib must be >= 0");
+  config.served_model_name = absl::GetFlag(FLAGS_served_model_name);
+  if (config.served_model_name.empty()) config.served_model_name = absl::GetFlag(FLAGS_model);
+  return config;
+}
+
+duet::router::WorkerGroupOptions GroupOptions(const RouterConfig& config) {
+  duet::router::WorkerGroupOptions options;
+  options.addresses = config.worker_addresses;
+  v1::InitRequest& init = options.init;
+  // Relative paths are the router's; the workers may run elsewhere.
+  init.set_model_path(std::filesystem::absolute(absl::GetFlag(FLAGS_model)).lexically_normal().string());
+  init.set_load_format(config.load_format);
+  init.set_parallel_mode(config.parallel_mode);
+  init.set_kv_block_size(16);
+  const double kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
+  if (kv_cache_gib > 0) init.set_kv_memory_bytes(static_cast<uint64_t>(kv_cache_gib * double(uint64_t{1} << 30)));
+  if (absl::GetFlag(FLAGS_max_model_len) > 0) init.set_max_model_len(absl::GetFlag(FLAGS_max_model_len));
+  return options;
+}
+
+duet::engine::ModelInfo MakeModelInfo(const RouterConfig& config, const duet::ModelConfig& model,
+                                      const v1::InitResponse& init) {
+  duet::engine::ModelInfo info;
+  info.model_name = config.served_model_name;
+  info.architecture = init.architecture();
+  info.max_model_len = static_cast<int32_t>(init.max_model_len());
+  info.vocab_size = static_cast<int32_t>(init.vocab_size());
+  // generation_config.json's ids when the router can read them (the
+  // tokenizer directory may differ from what the workers loaded).
+  if (!model.eos_token_ids.empty()) {
+    info.eos_token_ids.assign(model.eos_token_ids.begin(), model.eos_token_ids.end());
+  } else {
+    info.eos_token_ids.assign(init.eos_token_ids().begin(), init.eos_token_ids().end());
+  }
+  info.num_kv_blocks = static_cast<int32_t>(init.num_kv_blocks());
+  info.kv_block_size = static_cast<int32_t>(init.kv_block_size());
+  info.world_size = static_cast<int32_t>(config.worker_addresses.size());
+  info.parallel_mode = init.parallel_mode() == v1::PARALLEL_MODE_EXPERT ? "ep" : "tp";
+  info.device = init.device();
+  return info;
+}
+
+duet::engine::EngineOptions EngineOptionsFromFlags() {
+  duet::engine::EngineOptions options;
+  options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  options.max_waiting_requests = absl::GetFlag(FLAGS_max_waiting_requests);
+  options.enable_prefix_caching = !absl::GetFlag(FLAGS_disable_prefix_caching);
+  return options;
+}
+
+bool WritePortFile(const std::string& path, int port) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary);
+    file << port << "\n";
+    if (!file) return false;
+  }
+  return std::rename(temporary.c_str(), path.c_str()) == 0;
+}
+
+int Fail(const std::string& what, const absl::Status& status) {
+  std::cerr << "duet-router: " << what << ": " << status.message() << std::endl;
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "duet-router --model DIR --workers host:port,... [flags]: serves a model on duet workers over gRPC");
+  duet::ParseFlags(argc, argv);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  if (absl::GetFlag(FLAGS_model).empty()) {
+    std::cerr << "duet-router: --model is required\n";
+    return 2;
+  }
+  absl::StatusOr<duet::api::ModelAssets> assets =
+      duet::api::LoadModelAssets(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_tokenizer));
+  if (!assets.ok()) return Fail("cannot load the model", assets.status());
+  const absl::StatusOr<RouterConfig> config = ReadFlags(assets->config);
+  if (!config.ok()) {
+    std::cerr << "duet-router: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("duet-router: %s (%s), %zu workers, %s, tokenizer %s, %s chat template\n",
+                config->served_model_name.c_str(), assets->config.architecture.c_str(),
+                config->worker_addresses.size(),
+                config->parallel_mode == v1::PARALLEL_MODE_EXPERT ? "ep" : "tp", assets->tokenizer_dir.c_str(),
+                assets->chat_template.has_value() ? "with" : "no");
+    return 0;
+  }
+
+  // Blocked before any thread starts, so only the waiter below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  LOG(INFO) << "forming the worker group: " << absl::GetFlag(FLAGS_workers);
+  absl::StatusOr<std::unique_ptr<duet::router::WorkerGroup>> group =
+      duet::router::WorkerGroup::Start(GroupOptions(*config));
+  if (!group.ok()) return Fail("cannot form the worker group", group.status());
+  const duet::engine::ModelInfo model_info = MakeModelInfo(*config, assets->config, (*group)->info());
+  absl::StatusOr<std::unique_ptr<duet::engine::Engine>> engine = duet::engine::Engine::Start(
+      EngineOptionsFromFlags(), model_info, assets->tokenizer.get(), *std::move(group));
+  if (!engine.ok()) return Fail("cannot start the engine", engine.status());
+
+  duet::api::DuetService service(engine->get(), &*assets);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = duet::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_grpc_port));
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "duet-router: cannot listen on " << address << "\n";
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  // The server as a whole ("") and the API by name.
+  const auto set_serving = [health](bool serving) {
+    health->SetServingStatus(serving);
+    health->SetServingStatus(duet::v1::Duet::service_full_name(), serving);
+  };
+  set_serving(true);
+  LOG(INFO) << "duet-router serving " << model_info.model_name << " on " << absl::GetFlag(FLAGS_host) << ":"
+            << port << " (" << model_info.world_size << " workers, " << model_info.parallel_mode << ", "
+            << model_info.num_kv_blocks << " KV blocks of " << model_info.kv_block_size << " tokens, "
+            << model_info.device << ")";
+  if (!absl::GetFlag(FLAGS_port_file).empty() && !WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
+    std::cerr << "duet-router: cannot write " << absl::GetFlag(FLAGS_port_file) << "\n";
+    return 1;
+  }
+
+  absl::Notification stop;
+  std::thread signal_waiter([&stop, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    LOG(INFO) << "signal " << signal << ": shutting down";
+    stop.Notify();
+  });
+  // Health follows the workers: NOT_SERVING while the group is down.
+  bool serving = true;
+  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    const bool healthy = (*engine)->stats().workers_healthy;
+    if (healthy != serving) {
+      serving = healthy;
+      set_serving(serving);
+      LOG(INFO) << (serving ? "workers healthy again: SERVING" : "workers down: NOT_SERVING");
+    }
+  }
+  signal_waiter.join();
+
+  set_serving(false);
+  const auto grace = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_shutdown_timeout) * 1000));
+  server->Shutdown(std::chrono::system_clock::now() + grace);
+  server.reset();
+  engine->reset();
+  LOG(INFO) << "duet-router stopped";
+  return 0;
+}
