@@ -1,11 +1,12 @@
-// duet-router: owns every request of one model and serves the public gRPC
-// API (duet.v1.Duet, plus grpc.health.v1.Health and server reflection).
+// duet-router: owns every request of one model and serves the
+// OpenAI-compatible HTTP API (--port) and the public gRPC API (--grpc-port:
+// duet.v1.Duet, plus grpc.health.v1.Health and server reflection).
 // The model runs on the duet-worker processes named by --workers, which the
 // router forms into one group at startup.
 //   duet-router --model DIR --workers host:port,host:port [--grpc-port 50051]
-// Exits 0 after SIGTERM/SIGINT (in-flight calls get --shutdown-timeout to
-// finish, then are cancelled), 1 when it cannot start (the message says why),
-// 2 for bad flags.
+// SIGTERM/SIGINT: new requests get 503 / UNAVAILABLE, in-flight ones get
+// --shutdown-timeout to finish, the rest end with an error; then exit 0.
+// Exits 1 when it cannot start (the message says why), 2 for bad flags.
 #include <signal.h>
 
 #include <chrono>
@@ -31,7 +32,10 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "router/api/grpc_service.h"
+#include "router/api/http_server.h"
+#include "router/api/metrics.h"
 #include "router/api/model_assets.h"
+#include "router/api/openai_service.h"
 #include "router/engine/engine.h"
 #include "router/workers/worker_group.h"
 
@@ -50,6 +54,13 @@ ABSL_FLAG(bool, disable_prefix_caching, false, "never share KV blocks between re
 ABSL_FLAG(std::string, host, "127.0.0.1", "address the gRPC server listens on");
 ABSL_FLAG(int32_t, grpc_port, 50051, "gRPC port; 0 picks a free one (see --port-file)");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once serving");
+ABSL_FLAG(int32_t, port, 8000, "OpenAI-compatible HTTP port; 0 picks a free one (see --http-port-file)");
+ABSL_FLAG(std::string, http_port_file, "", "write the bound HTTP port to this file once serving");
+ABSL_FLAG(std::string, api_key, "", "require \"Authorization: Bearer <key>\" on the HTTP API (not /health)");
+ABSL_FLAG(std::string, reasoning_parser, "auto",
+          "auto: split <think> ... </think> into reasoning_content when the tokenizer has both tags; none: off");
+ABSL_FLAG(double, max_body_mib, 8, "largest HTTP request body in MiB");
+ABSL_FLAG(double, gpu_memory_utilization, 0, "fraction of GPU memory each worker may use; 0: the workers' default");
 ABSL_FLAG(double, shutdown_timeout, 5, "seconds in-flight calls may take to finish after SIGTERM");
 ABSL_FLAG(bool, check_config, false, "check the flags and that the model and tokenizer load, then exit 0");
 
@@ -104,6 +115,18 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
     return absl::InvalidArgumentError("--max-waiting-requests must be >= 0");
   }
   if (!(absl::GetFlag(FLAGS_kv_cache_gib) >= 0)) return absl::InvalidArgumentError("--kv-cache-gib must be >= 0");
+  const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  if (!(utilization >= 0 && utilization <= 1)) {
+    return absl::InvalidArgumentError("--gpu-memory-utilization must be in (0, 1]");
+  }
+  if (absl::GetFlag(FLAGS_port) < 0 || absl::GetFlag(FLAGS_port) > 65535) {
+    return absl::InvalidArgumentError("--port must be in [0, 65535]");
+  }
+  const std::string reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser);
+  if (reasoning_parser != "auto" && reasoning_parser != "none") {
+    return absl::InvalidArgumentError(duet::StrCat("--reasoning-parser must be auto or none, got ", reasoning_parser));
+  }
+  if (!(absl::GetFlag(FLAGS_max_body_mib) > 0)) return absl::InvalidArgumentError("--max-body-mib must be > 0");
   config.served_model_name = absl::GetFlag(FLAGS_served_model_name);
   if (config.served_model_name.empty()) config.served_model_name = absl::GetFlag(FLAGS_model);
   return config;
@@ -121,6 +144,8 @@ duet::router::WorkerGroupOptions GroupOptions(const RouterConfig& config) {
   const double kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
   if (kv_cache_gib > 0) init.set_kv_memory_bytes(static_cast<uint64_t>(kv_cache_gib * double(uint64_t{1} << 30)));
   if (absl::GetFlag(FLAGS_max_model_len) > 0) init.set_max_model_len(absl::GetFlag(FLAGS_max_model_len));
+  const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  if (utilization > 0) init.set_memory_fraction(static_cast<float>(utilization));
   return options;
 }
 
@@ -174,7 +199,7 @@ int Fail(const std::string& what, const absl::Status& status) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "duet-router --model DIR --workers host:port,... [flags]: serves a model on duet workers over gRPC");
+      "duet-router --model DIR --workers host:port,... [flags]: serves a model on duet workers over HTTP (OpenAI API) and gRPC");
   duet::ParseFlags(argc, argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
@@ -207,6 +232,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Before the engine: its shutdown sends final events through the HTTP
+  // front end, which records them here.
+  duet::api::Metrics metrics(config->served_model_name);
   LOG(INFO) << "forming the worker group: " << absl::GetFlag(FLAGS_workers);
   absl::StatusOr<std::unique_ptr<duet::router::WorkerGroup>> group =
       duet::router::WorkerGroup::Start(GroupOptions(*config));
@@ -236,10 +264,30 @@ int main(int argc, char** argv) {
     health->SetServingStatus(duet::v1::Duet::service_full_name(), serving);
   };
   set_serving(true);
-  LOG(INFO) << "duet-router serving " << model_info.model_name << " on " << absl::GetFlag(FLAGS_host) << ":"
-            << port << " (" << model_info.world_size << " workers, " << model_info.parallel_mode << ", "
+
+  duet::api::OpenAiOptions openai_options;
+  openai_options.served_model_name = model_info.model_name;
+  openai_options.api_key = absl::GetFlag(FLAGS_api_key);
+  openai_options.enable_reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser) == "auto";
+  duet::api::OpenAiService openai(engine->get(), &*assets, openai_options, &metrics);
+  duet::api::HttpServerOptions http_options;
+  http_options.host = absl::GetFlag(FLAGS_host);
+  http_options.port = absl::GetFlag(FLAGS_port);
+  http_options.max_body_bytes = static_cast<int64_t>(absl::GetFlag(FLAGS_max_body_mib) * double(1 << 20));
+  absl::StatusOr<std::unique_ptr<duet::api::HttpServer>> http =
+      duet::api::HttpServer::Start(http_options, openai.AsHandler());
+  if (!http.ok()) return Fail("cannot start the HTTP server", http.status());
+
+  LOG(INFO) << "duet-router serving " << model_info.model_name << ": OpenAI API http://"
+            << absl::GetFlag(FLAGS_host) << ":" << (*http)->port() << "/v1, gRPC " << absl::GetFlag(FLAGS_host)
+            << ":" << port << " (" << model_info.world_size << " workers, " << model_info.parallel_mode << ", "
             << model_info.num_kv_blocks << " KV blocks of " << model_info.kv_block_size << " tokens, "
             << model_info.device << ")";
+  if (!absl::GetFlag(FLAGS_http_port_file).empty() &&
+      !WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*http)->port())) {
+    std::cerr << "duet-router: cannot write " << absl::GetFlag(FLAGS_http_port_file) << "\n";
+    return 1;
+  }
   if (!absl::GetFlag(FLAGS_port_file).empty() && !WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
     std::cerr << "duet-router: cannot write " << absl::GetFlag(FLAGS_port_file) << "\n";
     return 1;
@@ -249,7 +297,7 @@ int main(int argc, char** argv) {
   std::thread signal_waiter([&stop, signals] {
     int signal = 0;
     sigwait(&signals, &signal);
-    LOG(INFO) << "signal " << signal << ": shutting down";
+    LOG(INFO) << "signal " << signal << ": draining";
     stop.Notify();
   });
   // Health follows the workers: NOT_SERVING while the group is down.
@@ -264,11 +312,22 @@ int main(int argc, char** argv) {
   }
   signal_waiter.join();
 
+  // Drain: refuse new work, give what runs --shutdown-timeout to finish; the
+  // engine then ends the rest with errors, which the front ends deliver.
   set_serving(false);
-  const auto grace = std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_shutdown_timeout) * 1000));
-  server->Shutdown(std::chrono::system_clock::now() + grace);
-  server.reset();
+  (*http)->StopAccepting();
+  const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_timeout));
+  const absl::Time deadline = absl::Now() + grace;
+  server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  while ((*http)->num_in_flight() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  const int num_unfinished = (*http)->num_in_flight();
   engine->reset();
+  if (num_unfinished > 0) {
+    LOG(WARNING) << num_unfinished << " HTTP requests did not finish within the drain timeout; they ended with an error";
+    absl::SleepFor(absl::Milliseconds(200));  // let their error events reach the clients
+  }
+  http->reset();
+  server.reset();
   LOG(INFO) << "duet-router stopped";
   return 0;
 }

@@ -7,10 +7,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-bash scripts/setup.sh
-
-build_dir="${BUILD_DIR:-build}"
-jobs="${JOBS:-$(nproc)}"
-cmake -S . -B "$build_dir" -G Ninja -DDUET_CUDA="${DUET_CUDA:-AUTO}"
-cmake --build "$build_dir" -j "$jobs"
-ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure --timeout 600 "$@"
+bash scripts/build.sh
+ctest --test-dir "${BUILD_DIR:-build}" -j "${JOBS:-$(nproc)}" --output-on-failure --timeout 600 "$@"

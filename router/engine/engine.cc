@@ -284,10 +284,12 @@ class Engine::Impl {
     if (!result.ok()) {
       LOG(ERROR) << "step " << step_id_ << " failed: " << result.status();
       const bool unavailable = absl::IsUnavailable(result.status());
+      // Broken before any request hears of it, so a client that retries at
+      // once is refused rather than admitted into a group that is down.
+      MarkBroken(std::string(result.status().message()));
       FailAll(unavailable ? result.status()
                           : absl::InternalError(StrCat("the workers rejected a step: ",
                                                        result.status().message())));
-      MarkBroken(std::string(result.status().message()));
       return;
     }
     scheduler_.OnStepComputed(plan);

@@ -1,5 +1,6 @@
 // The `duet` command-line tool. Subcommands:
 //   duet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] ...
+//   duet serve [--model DIR] [--port 8000] [--grpc-port 50051] ...
 // Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
 #include <cstdio>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/command_line.h"
 #include "tools/duet/generate_command.h"
+#include "tools/duet/serve_command.h"
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
 ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
@@ -27,13 +29,29 @@ ABSL_FLAG(std::string, backend, "cpu", "cpu or reference");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads; 0 uses every core");
 ABSL_FLAG(int32_t, prefill_chunk, 0, "prefill chunk size in tokens; 0 runs the prompt at once");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
+// serve
+ABSL_FLAG(std::string, tokenizer, "", "serve: directory with tokenizer.json; default: --model");
+ABSL_FLAG(int32_t, tensor_parallel_size, 2, "serve: worker processes (ranks)");
+ABSL_FLAG(std::string, host, "127.0.0.1", "serve: address the HTTP and gRPC servers listen on");
+ABSL_FLAG(int32_t, port, 8000, "serve: OpenAI-compatible HTTP port");
+ABSL_FLAG(int32_t, grpc_port, 50051, "serve: gRPC port (duet.v1)");
+ABSL_FLAG(std::string, api_key, "", "serve: require this bearer token on the API");
+ABSL_FLAG(std::string, served_model_name, "", "serve: model name clients use; default: the model directory");
+ABSL_FLAG(int32_t, max_model_len, 0, "serve: longest sequence; 0: the model's");
+ABSL_FLAG(int32_t, max_num_seqs, 0, "serve: most sequences in one step; 0: the router's default");
+ABSL_FLAG(int32_t, max_num_batched_tokens, 0, "serve: most tokens in one step; 0: the router's default");
+ABSL_FLAG(int32_t, max_waiting_requests, 0, "serve: waiting requests beyond this get 429; 0: the router's default");
+ABSL_FLAG(double, gpu_memory_utilization, 0, "serve: fraction of GPU memory the workers may use; 0: default");
+ABSL_FLAG(double, kv_cache_gib, 0, "serve: KV cache per CPU worker in GiB; 0: the default");
+ABSL_FLAG(std::string, binary_dir, "", "serve: where duet-worker and duet-router are; default: beside duet");
 
 namespace {
 
 constexpr char kUsage[] =
     "duet <command> [flags]\n"
     "commands:\n"
-    "  generate   run a model on a prompt (text or token ids) in this process\n";
+    "  generate   run a model on a prompt (text or token ids) in this process\n"
+    "  serve      start the router and the workers; serve the OpenAI and gRPC APIs\n";
 
 bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
   for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -71,6 +89,28 @@ int Generate() {
   return 0;
 }
 
+int Serve(const char* argv0) {
+  duet::cli::ServeOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer);
+  options.load_format = absl::GetFlag(FLAGS_load_format);
+  options.tensor_parallel_size = absl::GetFlag(FLAGS_tensor_parallel_size);
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  options.api_key = absl::GetFlag(FLAGS_api_key);
+  options.served_model_name = absl::GetFlag(FLAGS_served_model_name);
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
+  options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  options.max_waiting_requests = absl::GetFlag(FLAGS_max_waiting_requests);
+  options.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  options.kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
+  options.threads_per_worker = absl::GetFlag(FLAGS_threads);
+  options.binary_dir = absl::GetFlag(FLAGS_binary_dir);
+  return duet::cli::RunServe(options, argv0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +123,7 @@ int main(int argc, char** argv) {
   duet::ParseFlags(argc, argv, /*first_flag=*/2);
 
   if (command == "generate") return Generate();
+  if (command == "serve") return Serve(argv[0]);
   std::fprintf(stderr, "error: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -1,0 +1,295 @@
+#include "tools/duet/serve_command.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/str_cat.h"
+
+namespace duet::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<int> g_stop_signal{0};
+
+void OnStopSignal(int signal) { g_stop_signal = signal; }
+
+// One child process: its own process group (so a terminal's Ctrl-C reaches
+// only `duet serve`, which stops the children in order), and SIGTERM when
+// the launcher dies.
+class Child {
+ public:
+  Child(std::string name, std::vector<std::string> argv) : name_(std::move(name)), argv_(std::move(argv)) {}
+  ~Child() { Kill(); }
+
+  bool Start() {
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(1);  // the launcher is already gone
+      std::vector<char*> args;
+      for (std::string& arg : argv_) args.push_back(arg.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      std::fprintf(stderr, "duet serve: cannot run %s: %s\n", argv_[0].c_str(), std::strerror(errno));
+      _exit(127);
+    }
+    return true;
+  }
+
+  // The exit status once the child has ended (without blocking).
+  std::optional<int> Poll() {
+    if (pid_ <= 0) return status_;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      status_ = status;
+    }
+    return status_;
+  }
+
+  // SIGTERM, then SIGKILL after `grace`.
+  void Stop(absl::Duration grace) {
+    if (Poll()) return;
+    kill(pid_, SIGTERM);
+    const absl::Time deadline = absl::Now() + grace;
+    while (!Poll() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+    Kill();
+  }
+
+  void Kill() {
+    if (Poll()) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    status_ = status;
+  }
+
+  const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string name_;
+  std::vector<std::string> argv_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return StrCat("exited with code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return StrCat("was killed by signal ", WTERMSIG(status));
+  return "ended";
+}
+
+// The first of `candidates` that exists.
+std::optional<fs::path> FirstExisting(const std::vector<fs::path>& candidates) {
+  for (const fs::path& path : candidates) {
+    std::error_code error;
+    if (fs::exists(path, error)) return fs::weakly_canonical(path, error);
+  }
+  return std::nullopt;
+}
+
+std::optional<int> ReadPort(const fs::path& file) {
+  std::ifstream in(file);
+  int port = 0;
+  if (in >> port && port > 0) return port;
+  return std::nullopt;
+}
+
+// Waits until every file in `port_files` holds a port, a child ends, a stop
+// signal comes, or the deadline passes. Returns the ports, or nullopt.
+std::optional<std::vector<int>> WaitForPorts(const std::vector<fs::path>& port_files,
+                                             std::vector<std::unique_ptr<Child>>& children, absl::Time deadline,
+                                             std::string* why) {
+  while (true) {
+    std::vector<int> ports;
+    for (const fs::path& file : port_files) {
+      if (std::optional<int> port = ReadPort(file)) ports.push_back(*port);
+    }
+    if (ports.size() == port_files.size()) return ports;
+    for (auto& child : children) {
+      if (std::optional<int> status = child->Poll()) {
+        *why = StrCat(child->name(), " ", DescribeExit(*status), " while starting");
+        return std::nullopt;
+      }
+    }
+    if (g_stop_signal != 0) {
+      *why = "stopped while starting";
+      return std::nullopt;
+    }
+    if (absl::Now() > deadline) {
+      *why = "timed out waiting for the processes to start";
+      return std::nullopt;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+void StopAll(std::vector<std::unique_ptr<Child>>& children) {
+  // The router first: it drains its requests while the workers still serve.
+  for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop(absl::Seconds(30));
+}
+
+}  // namespace
+
+int RunServe(const ServeOptions& options, const std::string& argv0) {
+  if (options.tensor_parallel_size < 1) {
+    std::fprintf(stderr, "error: --tensor-parallel-size must be >= 1\n");
+    return 2;
+  }
+  std::error_code error;
+  const fs::path self_dir = fs::weakly_canonical(fs::path(argv0), error).parent_path();
+  const fs::path binary_dir = options.binary_dir.empty() ? fs::path() : fs::path(options.binary_dir);
+  auto find_binary = [&](const std::string& name, const std::string& build_subdir) {
+    if (!binary_dir.empty()) return FirstExisting({binary_dir / name});
+    return FirstExisting({self_dir / name, self_dir / ".." / ".." / build_subdir / name});
+  };
+  const std::optional<fs::path> worker_binary = find_binary("duet-worker", "worker");
+  const std::optional<fs::path> router_binary = find_binary("duet-router", "router");
+  if (!worker_binary || !router_binary) {
+    std::fprintf(stderr, "error: duet-worker and duet-router must be built next to duet (or name --binary-dir)\n");
+    return 1;
+  }
+  std::string model_dir = options.model_dir;
+  if (model_dir.empty()) {
+    const std::optional<fs::path> tiny =
+        FirstExisting({self_dir / ".." / ".." / "models" / "duet-tiny-qwen3", self_dir / ".." / "share" / "duet" /
+                                                                                   "models" / "duet-tiny-qwen3"});
+    if (!tiny) {
+      std::fprintf(stderr, "error: no --model given and the default model duet-tiny-qwen3 was not built\n");
+      return 1;
+    }
+    model_dir = tiny->string();
+    std::printf("duet serve: no --model given; serving duet-tiny-qwen3, a random-weight model that "
+                "produces random text (%s)\n", model_dir.c_str());
+  }
+
+  const fs::path run_dir = fs::temp_directory_path() / StrCat("duet-serve-", getpid());
+  fs::create_directories(run_dir, error);
+  if (error) {
+    std::fprintf(stderr, "error: cannot create %s: %s\n", run_dir.c_str(), error.message().c_str());
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  const int num_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads_per_worker > 0 ? options.threads_per_worker
+                                                     : std::max(1, num_cores / options.tensor_parallel_size);
+  std::vector<std::unique_ptr<Child>> children;
+  std::vector<fs::path> worker_port_files;
+  for (int rank = 0; rank < options.tensor_parallel_size; ++rank) {
+    const fs::path port_file = run_dir / StrCat("worker", rank, ".port");
+    worker_port_files.push_back(port_file);
+    children.push_back(std::make_unique<Child>(
+        StrCat("duet-worker rank ", rank),
+        std::vector<std::string>{worker_binary->string(), "--host=127.0.0.1", "--port=0",
+                                 "--port-file=" + port_file.string(), StrCat("--threads=", threads)}));
+  }
+  for (auto& child : children) {
+    if (!child->Start()) {
+      std::fprintf(stderr, "error: cannot start %s\n", child->name().c_str());
+      StopAll(children);
+      return 1;
+    }
+  }
+  const absl::Time deadline = absl::Now() + options.startup_timeout;
+  std::string why;
+  std::optional<std::vector<int>> worker_ports = WaitForPorts(worker_port_files, children, deadline, &why);
+  if (!worker_ports) {
+    std::fprintf(stderr, "duet serve: %s\n", why.c_str());
+    StopAll(children);
+    fs::remove_all(run_dir, error);
+    return g_stop_signal != 0 ? 0 : 1;
+  }
+
+  std::vector<std::string> addresses;
+  for (int port : *worker_ports) addresses.push_back(StrCat("127.0.0.1:", port));
+  const fs::path router_port_file = run_dir / "router.port";
+  std::vector<std::string> router_args = {router_binary->string(),
+                                          "--model=" + model_dir,
+                                          "--workers=" + absl::StrJoin(addresses, ","),
+                                          "--host=" + options.host,
+                                          StrCat("--port=", options.port),
+                                          StrCat("--grpc-port=", options.grpc_port),
+                                          "--port-file=" + router_port_file.string(),
+                                          "--load-format=" + options.load_format};
+  if (!options.tokenizer_dir.empty()) router_args.push_back("--tokenizer=" + options.tokenizer_dir);
+  if (!options.api_key.empty()) router_args.push_back("--api-key=" + options.api_key);
+  if (!options.served_model_name.empty()) router_args.push_back("--served-model-name=" + options.served_model_name);
+  if (options.max_model_len > 0) router_args.push_back(StrCat("--max-model-len=", options.max_model_len));
+  if (options.max_num_seqs > 0) router_args.push_back(StrCat("--max-num-seqs=", options.max_num_seqs));
+  if (options.max_num_batched_tokens > 0) {
+    router_args.push_back(StrCat("--max-num-batched-tokens=", options.max_num_batched_tokens));
+  }
+  if (options.max_waiting_requests > 0) {
+    router_args.push_back(StrCat("--max-waiting-requests=", options.max_waiting_requests));
+  }
+  if (options.kv_cache_gib > 0) router_args.push_back(StrCat("--kv-cache-gib=", options.kv_cache_gib));
+  if (options.gpu_memory_utilization > 0) {
+    router_args.push_back(StrCat("--gpu-memory-utilization=", options.gpu_memory_utilization));
+  }
+  children.push_back(std::make_unique<Child>("duet-router", std::move(router_args)));
+  if (!children.back()->Start()) {
+    std::fprintf(stderr, "error: cannot start duet-router\n");
+    StopAll(children);
+    return 1;
+  }
+  if (!WaitForPorts({router_port_file}, children, deadline, &why)) {
+    std::fprintf(stderr, "duet serve: %s\n", why.c_str());
+    StopAll(children);
+    fs::remove_all(run_dir, error);
+    return g_stop_signal != 0 ? 0 : 1;
+  }
+  const std::string shown_host = options.host == "0.0.0.0" ? "localhost" : options.host;
+  std::printf("duet serve: ready: %d workers, model %s\n", options.tensor_parallel_size, model_dir.c_str());
+  std::printf("  OpenAI API:  http://%s:%d/v1\n", shown_host.c_str(), options.port);
+  std::printf("  gRPC API:    %s:%d (duet.v1.Duet)\n", shown_host.c_str(), options.grpc_port);
+  std::printf("  Ctrl-C stops all %zu processes.\n", children.size());
+  std::fflush(stdout);
+
+  int exit_code = 0;
+  while (g_stop_signal == 0) {
+    bool child_ended = false;
+    for (auto& child : children) {
+      if (std::optional<int> status = child->Poll()) {
+        std::fprintf(stderr, "duet serve: %s %s; stopping the others\n", child->name().c_str(),
+                     DescribeExit(*status).c_str());
+        child_ended = true;
+        exit_code = 1;
+        break;
+      }
+    }
+    if (child_ended) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (g_stop_signal != 0) std::printf("duet serve: stopping\n");
+  StopAll(children);
+  fs::remove_all(run_dir, error);
+  return exit_code;
+}
+
+}  // namespace duet::cli

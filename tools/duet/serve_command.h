@@ -1,0 +1,48 @@
+// `duet serve`: the one-command local launch. Starts one duet-worker per rank
+// and a duet-router over them as child processes on this machine, waits
+// until the router serves, prints where, and supervises:
+// - Ctrl-C / SIGTERM: the router is asked to stop first (it drains its
+//   requests), then the workers; exit 0.
+// - A child that exits on its own is reported (which one, its exit status,
+//   its log) and the rest are stopped; exit 1. Nothing is restarted here:
+//   under docker-compose or systemd the supervisor restarts the whole set.
+#ifndef DUET_TOOLS_DUET_SERVE_COMMAND_H_
+#define DUET_TOOLS_DUET_SERVE_COMMAND_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace duet::cli {
+
+struct ServeOptions {
+  // Empty: the project's own duet-tiny-qwen3 from the build tree.
+  std::string model_dir;
+  std::string tokenizer_dir;
+  std::string load_format = "safetensors";
+  int tensor_parallel_size = 2;  // worker processes (ranks)
+  std::string host = "127.0.0.1";
+  int port = 8000;        // OpenAI-compatible HTTP
+  int grpc_port = 50051;  // duet.v1 gRPC
+  std::string api_key;
+  std::string served_model_name;
+  int max_model_len = 0;
+  int max_num_seqs = 0;   // 0: the router's default
+  int max_num_batched_tokens = 0;  // 0: the router's default
+  int max_waiting_requests = 0;    // 0: the router's default
+  double gpu_memory_utilization = 0;  // 0: the workers' default
+  double kv_cache_gib = 0;            // CPU workers; 0: the router's default
+  int threads_per_worker = 0;         // 0: the cores split among the ranks
+  // Where duet-worker and duet-router are; empty: found next to `duet`.
+  std::string binary_dir;
+  absl::Duration startup_timeout = absl::Minutes(30);
+};
+
+// Runs until stopped; returns the process exit code. `argv0` locates the
+// sibling binaries and the default model.
+int RunServe(const ServeOptions& options, const std::string& argv0);
+
+}  // namespace duet::cli
+
+#endif  // DUET_TOOLS_DUET_SERVE_COMMAND_H_
