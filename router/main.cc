@@ -26,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/command_line.h"
+#include "common/server_process.h"
 #include "common/str_cat.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -180,15 +181,6 @@ duet::engine::EngineOptions EngineOptionsFromFlags() {
   return options;
 }
 
-bool WritePortFile(const std::string& path, int port) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary);
-    file << port << "\n";
-    if (!file) return false;
-  }
-  return std::rename(temporary.c_str(), path.c_str()) == 0;
-}
 
 int Fail(const std::string& what, const absl::Status& status) {
   std::cerr << "duet-router: " << what << ": " << status.message() << std::endl;
@@ -226,11 +218,7 @@ int main(int argc, char** argv) {
   }
 
   // Blocked before any thread starts, so only the waiter below sees them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  duet::BlockStopSignals();
 
   // Before the engine: its shutdown sends final events through the HTTP
   // front end, which records them here.
@@ -284,19 +272,18 @@ int main(int argc, char** argv) {
             << model_info.num_kv_blocks << " KV blocks of " << model_info.kv_block_size << " tokens, "
             << model_info.device << ")";
   if (!absl::GetFlag(FLAGS_http_port_file).empty() &&
-      !WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*http)->port())) {
+      !duet::WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*http)->port())) {
     std::cerr << "duet-router: cannot write " << absl::GetFlag(FLAGS_http_port_file) << "\n";
     return 1;
   }
-  if (!absl::GetFlag(FLAGS_port_file).empty() && !WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
+  if (!absl::GetFlag(FLAGS_port_file).empty() && !duet::WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
     std::cerr << "duet-router: cannot write " << absl::GetFlag(FLAGS_port_file) << "\n";
     return 1;
   }
 
   absl::Notification stop;
-  std::thread signal_waiter([&stop, signals] {
-    int signal = 0;
-    sigwait(&signals, &signal);
+  std::thread signal_waiter([&stop] {
+    const int signal = duet::WaitForStopSignal();
     LOG(INFO) << "signal " << signal << ": draining";
     stop.Notify();
   });

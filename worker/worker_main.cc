@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "common/command_line.h"
+#include "common/server_process.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/worker_service.h"
@@ -31,20 +32,6 @@ ABSL_FLAG(double, collective_timeout, 60,
 ABSL_FLAG(double, cpu_kv_cache_gib, 4,
           "KV cache cap in GiB when the router gives no explicit KV budget");
 ABSL_FLAG(bool, check_config, false, "parse the flags, print them and exit 0");
-
-namespace {
-
-bool WritePortFile(const std::string& path, int port) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary);
-    file << port << "\n";
-    if (!file) return false;
-  }
-  return std::rename(temporary.c_str(), path.c_str()) == 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("duet-worker --port PORT [flags]: one rank of a duet model group");
@@ -67,11 +54,7 @@ int main(int argc, char** argv) {
   }
 
   // SIGTERM/SIGINT end the process through the same path as Shutdown.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  duet::BlockStopSignals();
 
   duet::worker::WorkerService service(options);
   grpc::ServerBuilder builder;
@@ -85,14 +68,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "duet-worker listening on " << absl::GetFlag(FLAGS_host) << ":" << port;
-  if (!absl::GetFlag(FLAGS_port_file).empty() && !WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
+  if (!absl::GetFlag(FLAGS_port_file).empty() && !duet::WritePortFile(absl::GetFlag(FLAGS_port_file), port)) {
     LOG(ERROR) << "cannot write " << absl::GetFlag(FLAGS_port_file);
     return 1;
   }
 
-  std::thread signal_waiter([&service, signals] {
-    int signal = 0;
-    sigwait(&signals, &signal);
+  std::thread signal_waiter([&service] {
+    const int signal = duet::WaitForStopSignal();
     LOG(INFO) << "signal " << signal << ": shutting down";
     service.RequestShutdown();
   });

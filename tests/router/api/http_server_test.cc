@@ -207,6 +207,14 @@ class HeldResponders {
   std::vector<std::shared_ptr<HttpResponder>> responders_ ABSL_GUARDED_BY(mu_);
 };
 
+// Sends `request` and returns the responder the handler holds for it;
+// nullptr when the send or the wait failed.
+std::shared_ptr<HttpResponder> SendAndAwait(RawClient& client, HeldResponders& held, const std::string& request) {
+  const size_t index = held.size();
+  if (!client.Send(request)) return nullptr;
+  return held.Await(index);
+}
+
 TEST_F(HttpServerTest, TwoRequestsOnOneKeepAliveConnection) {
   HeldResponders held;
   StartServer(held.Handler());
@@ -288,8 +296,7 @@ TEST_F(HttpServerTest, StreamWrittenFromAnotherThreadArrivesAsWritten) {
   HeldResponders held;
   StartServer(held.Handler());
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Get("/stream")));
-  std::shared_ptr<HttpResponder> responder = held.Await(0);
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Get("/stream"));
   ASSERT_NE(responder, nullptr);
 
   absl::Notification first_event_seen;
@@ -359,8 +366,7 @@ TEST_F(HttpServerTest, ClientLeavingMidStreamIsNoticedAtOnce) {
   HeldResponders held;
   StartServer(held.Handler());
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Get("/stream")));
-  std::shared_ptr<HttpResponder> responder = held.Await(0);
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Get("/stream"));
   ASSERT_NE(responder, nullptr);
   absl::Notification gone;
   responder->OnClientGone([&gone] { gone.Notify(); });
@@ -385,8 +391,7 @@ TEST_F(HttpServerTest, HandlerThatNeverAnswersDoesNotOutliveItsClient) {
   HeldResponders held;
   StartServer(held.Handler());
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Post("/v1/chat/completions", "{}")));
-  std::shared_ptr<HttpResponder> responder = held.Await(0);
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Post("/v1/chat/completions", "{}"));
   ASSERT_NE(responder, nullptr);
   absl::Notification gone;
   responder->OnClientGone([&gone] { gone.Notify(); });
@@ -399,8 +404,7 @@ TEST_F(HttpServerTest, CompletedResponseNeverReportsTheClientGone) {
   HeldResponders held;
   StartServer(held.Handler());
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Get("/x")));
-  std::shared_ptr<HttpResponder> responder = held.Await(0);
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Get("/x"));
   ASSERT_NE(responder, nullptr);
   std::atomic<int> num_gone{0};
   responder->OnClientGone([&num_gone] { ++num_gone; });
@@ -482,8 +486,7 @@ TEST_F(HttpServerTest, DestroyingTheServerEndsResponsesAndLeavesRespondersHarmle
   HeldResponders held;
   StartServer(held.Handler());
   RawClient client(server_->port());
-  ASSERT_TRUE(client.Send(Get("/stream")));
-  std::shared_ptr<HttpResponder> responder = held.Await(0);
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Get("/stream"));
   ASSERT_NE(responder, nullptr);
   std::atomic<int> num_gone{0};
   responder->OnClientGone([&num_gone] { ++num_gone; });
