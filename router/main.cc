@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -57,12 +58,15 @@ ABSL_FLAG(int32_t, grpc_port, 50051, "gRPC port; 0 picks a free one (see --port-
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once serving");
 ABSL_FLAG(int32_t, port, 8000, "OpenAI-compatible HTTP port; 0 picks a free one (see --http-port-file)");
 ABSL_FLAG(std::string, http_port_file, "", "write the bound HTTP port to this file once serving");
-ABSL_FLAG(std::string, api_key, "", "require \"Authorization: Bearer <key>\" on the HTTP API (not /health)");
+ABSL_FLAG(std::string, api_key, "",
+          "require \"Authorization: Bearer <key>\" on the HTTP API (not /health); default: $DUET_API_KEY");
 ABSL_FLAG(std::string, reasoning_parser, "auto",
           "auto: split <think> ... </think> into reasoning_content when the tokenizer has both tags; none: off");
 ABSL_FLAG(double, max_body_mib, 8, "largest HTTP request body in MiB");
 ABSL_FLAG(double, gpu_memory_utilization, 0, "fraction of GPU memory each worker may use; 0: the workers' default");
 ABSL_FLAG(double, shutdown_timeout, 5, "seconds in-flight calls may take to finish after SIGTERM");
+ABSL_FLAG(double, workers_wait, 60,
+          "seconds to wait at startup for every worker to accept connections (workers starting beside the router)");
 ABSL_FLAG(bool, check_config, false, "check the flags and that the model and tokenizer load, then exit 0");
 
 namespace {
@@ -128,6 +132,7 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
     return absl::InvalidArgumentError(duet::StrCat("--reasoning-parser must be auto or none, got ", reasoning_parser));
   }
   if (!(absl::GetFlag(FLAGS_max_body_mib) > 0)) return absl::InvalidArgumentError("--max-body-mib must be > 0");
+  if (!(absl::GetFlag(FLAGS_workers_wait) >= 0)) return absl::InvalidArgumentError("--workers-wait must be >= 0");
   config.served_model_name = absl::GetFlag(FLAGS_served_model_name);
   if (config.served_model_name.empty()) config.served_model_name = absl::GetFlag(FLAGS_model);
   return config;
@@ -182,6 +187,28 @@ duet::engine::EngineOptions EngineOptionsFromFlags() {
 }
 
 
+// --api-key, else the DUET_API_KEY environment variable (which keeps the
+// key out of the process list); empty: no key.
+std::string ApiKey() {
+  if (!absl::GetFlag(FLAGS_api_key).empty()) return absl::GetFlag(FLAGS_api_key);
+  const char* from_env = std::getenv("DUET_API_KEY");
+  return from_env == nullptr ? "" : from_env;
+}
+
+// Waits until every worker's gRPC server accepts connections, or the
+// deadline: under docker-compose the workers may still be starting.
+absl::Status AwaitWorkers(const std::vector<std::string>& addresses, absl::Duration wait) {
+  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(wait);
+  for (const std::string& address : addresses) {
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    if (!channel->WaitForConnected(deadline)) {
+      return absl::UnavailableError(duet::StrCat("worker ", address, " did not accept a connection within ",
+                                                 absl::FormatDuration(wait)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Fail(const std::string& what, const absl::Status& status) {
   std::cerr << "duet-router: " << what << ": " << status.message() << std::endl;
   return 1;
@@ -209,11 +236,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (absl::GetFlag(FLAGS_check_config)) {
-    std::printf("duet-router: %s (%s), %zu workers, %s, tokenizer %s, %s chat template\n",
+    std::printf("duet-router: %s (%s), %zu workers, %s, tokenizer %s, %s chat template, %s API key\n",
                 config->served_model_name.c_str(), assets->config.architecture.c_str(),
                 config->worker_addresses.size(),
                 config->parallel_mode == v1::PARALLEL_MODE_EXPERT ? "ep" : "tp", assets->tokenizer_dir.c_str(),
-                assets->chat_template.has_value() ? "with" : "no");
+                assets->chat_template.has_value() ? "with" : "no", ApiKey().empty() ? "no" : "with an");
     return 0;
   }
 
@@ -224,6 +251,11 @@ int main(int argc, char** argv) {
   // front end, which records them here.
   duet::api::Metrics metrics(config->served_model_name);
   LOG(INFO) << "forming the worker group: " << absl::GetFlag(FLAGS_workers);
+  if (const absl::Status reachable =
+          AwaitWorkers(config->worker_addresses, absl::Seconds(absl::GetFlag(FLAGS_workers_wait)));
+      !reachable.ok()) {
+    return Fail("cannot reach the workers", reachable);
+  }
   absl::StatusOr<std::unique_ptr<duet::router::WorkerGroup>> group =
       duet::router::WorkerGroup::Start(GroupOptions(*config));
   if (!group.ok()) return Fail("cannot form the worker group", group.status());
@@ -255,7 +287,7 @@ int main(int argc, char** argv) {
 
   duet::api::OpenAiOptions openai_options;
   openai_options.served_model_name = model_info.model_name;
-  openai_options.api_key = absl::GetFlag(FLAGS_api_key);
+  openai_options.api_key = ApiKey();
   openai_options.enable_reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser) == "auto";
   duet::api::OpenAiService openai(engine->get(), &*assets, openai_options, &metrics);
   duet::api::HttpServerOptions http_options;

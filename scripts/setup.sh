@@ -17,6 +17,7 @@ apt_packages=(
   libgloo-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev
   libboost-dev libboost-system-dev
   python3 python3-venv python3-pip
+  docker-compose
 )
 
 missing=()

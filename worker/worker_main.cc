@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   duet::BlockStopSignals();
 
   duet::worker::WorkerService service(options);
+  // grpc.health.v1 answers SERVING while the server runs (container healthchecks).
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);

@@ -153,8 +153,14 @@ class Engine::Impl {
       if (broken()) {
         TryReinitialize();
       } else if (scheduler_.num_running() == 0 && scheduler_.num_waiting() == 0) {
-        // Idle: let the workers drop what finished, then sleep until work comes.
-        if (!dropped_seq_ids_.empty()) RunStep(SchedulerOutput{});
+        // Idle: let the workers drop what finished, then sleep until work
+        // comes. That step may fail too: look again before sleeping, so a
+        // broken group is re-formed without waiting for new work.
+        if (!dropped_seq_ids_.empty()) {
+          RunStep(SchedulerOutput{});
+          PublishStats();
+          continue;
+        }
         PublishStats();
         WaitForWork(absl::InfiniteDuration());
         continue;

@@ -1,6 +1,7 @@
 // The `duet` command-line tool. Subcommands:
 //   duet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] ...
 //   duet serve [--model DIR] [--port 8000] [--grpc-port 50051] ...
+//   duet healthcheck (--url http://HOST:PORT/health | --grpc-address HOST:PORT)
 // Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
 #include <cstdio>
 #include <string>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "common/command_line.h"
 #include "tools/duet/generate_command.h"
+#include "tools/duet/healthcheck_command.h"
 #include "tools/duet/serve_command.h"
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
@@ -44,6 +46,11 @@ ABSL_FLAG(int32_t, max_waiting_requests, 0, "serve: waiting requests beyond this
 ABSL_FLAG(double, gpu_memory_utilization, 0, "serve: fraction of GPU memory the workers may use; 0: default");
 ABSL_FLAG(double, kv_cache_gib, 0, "serve: KV cache per CPU worker in GiB; 0: the default");
 ABSL_FLAG(std::string, binary_dir, "", "serve: where duet-worker and duet-router are; default: beside duet");
+// healthcheck
+ABSL_FLAG(std::string, url, "", "healthcheck: HTTP URL that must answer 200, e.g. http://127.0.0.1:8000/health");
+ABSL_FLAG(std::string, grpc_address, "", "healthcheck: host:port whose grpc.health.v1 Check must answer SERVING");
+ABSL_FLAG(std::string, grpc_service, "", "healthcheck: service name to ask about; empty: the whole server");
+ABSL_FLAG(double, timeout, 3, "healthcheck: seconds to wait for the answer");
 
 namespace {
 
@@ -51,7 +58,8 @@ constexpr char kUsage[] =
     "duet <command> [flags]\n"
     "commands:\n"
     "  generate   run a model on a prompt (text or token ids) in this process\n"
-    "  serve      start the router and the workers; serve the OpenAI and gRPC APIs\n";
+    "  serve      start the router and the workers; serve the OpenAI and gRPC APIs\n"
+    "  healthcheck  probe a running router or worker (HTTP /health or gRPC health)\n";
 
 bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
   for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -111,6 +119,20 @@ int Serve(const char* argv0) {
   return duet::cli::RunServe(options, argv0);
 }
 
+int Healthcheck() {
+  duet::cli::HealthcheckOptions options;
+  options.url = absl::GetFlag(FLAGS_url);
+  options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  options.grpc_service = absl::GetFlag(FLAGS_grpc_service);
+  options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout));
+  const absl::Status status = duet::cli::RunHealthcheck(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "unhealthy: %s\n", std::string(status.message()).c_str());
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,6 +146,7 @@ int main(int argc, char** argv) {
 
   if (command == "generate") return Generate();
   if (command == "serve") return Serve(argv[0]);
+  if (command == "healthcheck") return Healthcheck();
   std::fprintf(stderr, "error: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

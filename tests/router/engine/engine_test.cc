@@ -329,6 +329,25 @@ TEST_F(EngineTest, WorkerFailureFailsRequestsExplicitlyAndRecovers) {
   EXPECT_EQ(recovered.samples[0].token_ids.size(), 5u);
 }
 
+// The step that only tells the workers which sequences finished runs while
+// the engine is otherwise idle; when that one fails, the engine still
+// re-forms the group without waiting for new work to arrive.
+TEST_F(EngineTest, WorkerFailureWhileIdleIsRecoveredWithoutNewWork) {
+  std::unique_ptr<Engine> engine =
+      StartEngine({}, EngineOptions{.reinitialize_interval = absl::Milliseconds(50)});
+  // A 10-token prompt and 5 tokens: one prefill step and 4 decode steps
+  // (0-4); step 5 drops the finished sequence.
+  shared_->fail_at_step = 5;
+  const Collected done = Run(*engine, Greedy(Prompt(1, 10), 5));
+  ASSERT_TRUE(done.error.ok()) << done.error;
+  ASSERT_EQ(done.samples[0].token_ids.size(), 5u);
+  for (int i = 0; i < 300 && shared_->num_reinitializations == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(shared_->num_reinitializations, 1);
+  for (int i = 0; i < 300 && !engine->stats().workers_healthy; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_TRUE(engine->stats().workers_healthy);
+  EXPECT_GE(shared_->num_steps, 6);
+}
+
 TEST_F(EngineTest, FullWaitingQueueRefusesWithResourceExhausted) {
   std::unique_ptr<Engine> engine =
       StartEngine({}, EngineOptions{.max_num_seqs = 1, .max_waiting_requests = 1});
