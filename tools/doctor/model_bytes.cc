@@ -333,7 +333,8 @@ int64_t WeightBytesPerGpu(const ModelConfig& config, const Quantization& quantiz
       << ShardProblem(config, quantization, plan);
   const int64_t hidden = config.hidden_size;
   const int64_t vocab_rows = CeilDiv(config.vocab_size, plan.ranks);
-  int64_t small_params = config.vocab_size * hidden + hidden;  // embedding, final norm
+  // Embedding rows and (unless tied to them) lm_head rows, final norm.
+  int64_t small_params = vocab_rows * hidden + hidden;
   if (!config.tie_word_embeddings) small_params += vocab_rows * hidden;
   int64_t linear_bytes = 0;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {

@@ -32,9 +32,9 @@
 //   (gate/up by rows, down by columns); MoE experts split by expert id
 //   (expert parallel) or each expert by its intermediate rows (tensor
 //   parallel); the router gate and the norms are whole on every rank.
-//   embed_tokens is whole on every rank (duet does not split the embedding
-//   yet); the lm_head is split by vocabulary rows, ceil(vocab / ranks) each;
-//   a tied lm_head reads the embedding and costs nothing more.
+//   embed_tokens and the lm_head are split by vocabulary rows,
+//   ceil(vocab / ranks) each; a tied lm_head reads the embedding rows and
+//   costs nothing more.
 #ifndef DUET_TOOLS_DOCTOR_MODEL_BYTES_H_
 #define DUET_TOOLS_DOCTOR_MODEL_BYTES_H_
 

@@ -56,8 +56,11 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
   const int64_t hidden = config.hidden_size;
 
   DUET_ASSIGN_OR_RETURN(model->rope_inv_freq_, RopeFrequencies(config));
+  // Embeddings and lm_head are split by vocabulary rows, like the logits.
+  model->vocab_rows_ = shard.Vocab(config.vocab_size);
   DUET_ASSIGN_OR_RETURN(model->embed_tokens_,
-                        weights.GetMatrix("model.embed_tokens.weight", config.vocab_size, hidden));
+                        weights.GetMatrixRows("model.embed_tokens.weight", config.vocab_size, hidden,
+                                              model->vocab_rows_));
   model->layers_.resize(config.num_hidden_layers);
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     const std::string prefix = StrCat("model.layers.", layer);
@@ -79,16 +82,11 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
     }
   }
   DUET_ASSIGN_OR_RETURN(model->final_norm_, weights.GetVector("model.norm.weight", hidden));
-  const IndexRange vocab_rows = shard.Vocab(config.vocab_size);
   if (config.tie_word_embeddings) {
-    const kernels::Weight& embed = model->embed_tokens_;
-    model->lm_head_ = embed;
-    model->lm_head_.data = static_cast<const std::byte*>(embed.data) +
-                           vocab_rows.begin * embed.cols * kernels::WeightTypeSize(embed.type);
-    model->lm_head_.rows = vocab_rows.count;
+    model->lm_head_ = model->embed_tokens_;
   } else {
     DUET_ASSIGN_OR_RETURN(model->lm_head_, weights.GetMatrixRows("lm_head.weight", config.vocab_size,
-                                                                 hidden, vocab_rows));
+                                                                 hidden, model->vocab_rows_));
   }
   return model;
 }
@@ -152,6 +150,36 @@ absl::Status DecoderModel::Forward(kernels::Backend& backend, const ForwardBatch
   return Forward(backend, *local, batch, cache, logits, observer);
 }
 
+absl::Status DecoderModel::Embed(kernels::Backend& backend, Communicator& comm,
+                                 const std::vector<int32_t>& token_ids, float* out) const {
+  const int64_t num_tokens = static_cast<int64_t>(token_ids.size());
+  const int64_t hidden = config_.hidden_size;
+  if (shard_.is_whole()) {
+    backend.Embedding(token_ids.data(), num_tokens, embed_tokens_, out);
+    return absl::OkStatus();
+  }
+  // Each rank looks up the tokens in its rows and leaves the others zero;
+  // the sum over ranks is the whole lookup (exact: one term is non-zero).
+  std::vector<int32_t> local_ids;    // row within this rank's table
+  std::vector<int64_t> positions;    // where in the batch
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int64_t row = token_ids[t] - vocab_rows_.begin;
+    if (row >= 0 && row < vocab_rows_.count) {
+      local_ids.push_back(static_cast<int32_t>(row));
+      positions.push_back(t);
+    }
+  }
+  std::fill_n(out, num_tokens * hidden, 0.0f);
+  if (!local_ids.empty()) {
+    std::vector<float> rows(local_ids.size() * hidden);  // [local tokens, H]
+    backend.Embedding(local_ids.data(), static_cast<int64_t>(local_ids.size()), embed_tokens_, rows.data());
+    for (size_t i = 0; i < positions.size(); ++i) {
+      std::copy_n(rows.data() + i * hidden, hidden, out + positions[i] * hidden);
+    }
+  }
+  return comm.AllReduceSum(out, num_tokens * hidden);
+}
+
 absl::Status DecoderModel::Forward(kernels::Backend& backend, Communicator& comm,
                                    const ForwardBatch& batch, KvCache& cache, float* logits,
                                    const TensorObserver* observer) const {
@@ -179,7 +207,7 @@ absl::Status DecoderModel::Forward(kernels::Backend& backend, Communicator& comm
   std::vector<float> residual(num_tokens * hidden);  // [T, H]
   std::vector<float> normed(num_tokens * hidden);    // [T, H]
   std::vector<float> branch(num_tokens * hidden);    // [T, H]
-  backend.Embedding(batch.token_ids.data(), num_tokens, embed_tokens_, residual.data());
+  DUET_RETURN_IF_ERROR(Embed(backend, comm, batch.token_ids, residual.data()));
   context.Observe("embeddings", residual.data(), num_tokens, hidden);
 
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {

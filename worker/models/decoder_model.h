@@ -83,12 +83,16 @@ class DecoderModel {
   DecoderModel(const ModelConfig& config, const ModelShard& shard,
                std::unique_ptr<WeightSource> source);
   absl::Status ValidateBatch(const ForwardBatch& batch, const KvCache& cache) const;
+  // out [T, H]: the embeddings of token_ids, gathered from the ranks' rows.
+  absl::Status Embed(kernels::Backend& backend, Communicator& comm, const std::vector<int32_t>& token_ids,
+                     float* out) const;
 
   ModelConfig config_;
   ModelShard shard_;
   std::unique_ptr<WeightSource> source_;
-  kernels::Weight embed_tokens_;  // [vocab, H], whole on every rank
-  kernels::Weight lm_head_;       // [rank's vocabulary rows, H]; the embeddings' rows when tied
+  IndexRange vocab_rows_;         // this rank's vocabulary rows (all of them when whole)
+  kernels::Weight embed_tokens_;  // [rank's vocabulary rows, H]
+  kernels::Weight lm_head_;       // [rank's vocabulary rows, H]; embed_tokens_ when tied
   std::vector<float> final_norm_;  // [H]
   std::vector<DecoderLayerWeights> layers_;
   std::vector<float> rope_inv_freq_;  // [head_dim / 2]

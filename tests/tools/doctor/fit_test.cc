@@ -261,9 +261,9 @@ TEST(FitTest, Llama70BAwqTensorParallel2) {
   //   gate,up [14336, 8192]: 58,720,256 + 64 × 14336 × 2.5 = 61,014,016 each
   //   down [8192, 14336]: 58,720,256 + 112 × 8192 × 2.5 = 61,014,016
   //   norms 2 × 8192 × 2 B = 32,768          layer total 222,298,112
-  // × 80 = 17,783,848,960; embedding whole 128256 × 8192 × 2 = 2,101,346,304;
-  // lm_head half 64128 × 8192 × 2 = 1,050,673,152; final norm 16,384.
-  EXPECT_EQ(tp.weight_bytes, 20'935'884'800);  // 19.50 GiB
+  // × 80 = 17,783,848,960; embedding half 64128 × 8192 × 2 = 1,050,673,152;
+  // lm_head half 1,050,673,152; final norm 16,384.
+  EXPECT_EQ(tp.weight_bytes, 19'885'211'648);  // 18.52 GiB
   EXPECT_EQ(tp.budget_bytes, kBudget90);
   EXPECT_EQ(tp.runtime_bytes, kTwoGpuRuntime);
   // 2048 tokens × 2 B × (4·8192 + 4096 + 2·512 + 3·14336 = 80,896)
@@ -271,12 +271,11 @@ TEST(FitTest, Llama70BAwqTensorParallel2) {
   EXPECT_EQ(tp.activation_bytes, 462'684'160);
   // KV: 2 × 80 layers × 4 heads × 128 × 2 B = 163,840 B per token.
   EXPECT_EQ(tp.kv_bytes_per_token, 163'840);
-  // 23,192,823,398 − 20,935,884,800 − 1,610,612,736 − 462,684,160.
-  EXPECT_EQ(tp.kv_room_bytes, 183'641'702);
-  // 70 blocks of 16 × 163,840 B: 1,120 tokens, not one 8K sequence. duet
-  // keeps the whole embedding on each rank (0.98 GiB): at 0.9 there is no
-  // room for an 8K context.
-  EXPECT_EQ(tp.kv_capacity_tokens, 1'120);
+  // 23,192,823,398 − 19,885,211,648 − 1,610,612,736 − 462,684,160.
+  EXPECT_EQ(tp.kv_room_bytes, 1'234'314'854);  // 1.15 GiB
+  // 470 blocks of 16 × 163,840 B: 7,520 tokens, not one 8K sequence: at
+  // 0.9 there is no room for an 8K context.
+  EXPECT_EQ(tp.kv_capacity_tokens, 7'520);
   EXPECT_EQ(tp.max_concurrent_seqs, 0);
   EXPECT_EQ(tp.verdict, Verdict::kDoesNotFit);
 
@@ -295,10 +294,10 @@ TEST(FitTest, Llama70BAwqFitsOneSequenceAtUtilization95) {
   const FitReport report = Fit(config, Resolve(config, QuantizationChoice::kAuto), 0.95);
   const LayoutFit& tp = FitOf(report, Layout::kTensorParallel);
   // floor(25,769,803,776 × 0.95) = 24,481,313,587; minus weights, runtime
-  // and activations (23,009,181,696) = 1,472,131,891 B (1.37 GiB):
-  // 561 blocks = 8,976 tokens, one 8K sequence.
-  EXPECT_EQ(tp.kv_room_bytes, 1'472'131'891);
-  EXPECT_EQ(tp.kv_capacity_tokens, 8'976);
+  // and activations (21,958,508,544) = 2,522,805,043 B (2.35 GiB):
+  // 962 blocks = 15,392 tokens, one whole 8K sequence (or several shorter).
+  EXPECT_EQ(tp.kv_room_bytes, 2'522'805'043);
+  EXPECT_EQ(tp.kv_capacity_tokens, 15'392);
   EXPECT_EQ(tp.max_concurrent_seqs, 1);
   EXPECT_EQ(tp.verdict, Verdict::kBorderline);
 }
@@ -307,9 +306,9 @@ TEST(FitTest, Llama70BBf16DoesNotFit) {
   const FitReport report = Fit(Llama70B(), Quantization{});
   const LayoutFit& tp = FitOf(report, Layout::kTensorParallel);
   // Per layer the rank's linears 855,638,016 / 2 × 2 B + norms 32,768
-  // = 855,670,784; × 80 = 68,453,662,720; + 2,101,346,304 + 1,050,673,152
+  // = 855,670,784; × 80 = 68,453,662,720; + 1,050,673,152 + 1,050,673,152
   // + 16,384.
-  EXPECT_EQ(tp.weight_bytes, 71'605'698'560);  // 66.7 GiB per GPU
+  EXPECT_EQ(tp.weight_bytes, 70'555'025'408);  // 65.7 GiB per GPU
   EXPECT_EQ(tp.verdict, Verdict::kDoesNotFit);
   EXPECT_EQ(FitOf(report, Layout::kReplicas).verdict, Verdict::kDoesNotFit);
 }
@@ -320,9 +319,10 @@ TEST(FitTest, R1DistillQwen32BBf16DoesNotFit) {
   const FitReport report = Fit(Qwen32B(), Quantization{});
   const LayoutFit& tp = FitOf(report, Layout::kTensorParallel);
   // Per layer: linears 487,587,840 / 2 × 2 B + q/k/v biases 3,584 × 2 B
-  // + norms 20,480 = 487,615,488; × 64 = 31,207,391,232; + embedding
-  // 1,557,135,360 + lm_head half 778,567,680 + final norm 10,240.
-  EXPECT_EQ(tp.weight_bytes, 33'543'104'512);  // 31.2 GiB per GPU
+  // + norms 20,480 = 487,615,488; × 64 = 31,207,391,232; + embedding half
+  // 76032 × 5120 × 2 = 778,567,680 + lm_head half 778,567,680 + final norm
+  // 10,240.
+  EXPECT_EQ(tp.weight_bytes, 32'764'536'832);  // 30.5 GiB per GPU
   EXPECT_EQ(tp.verdict, Verdict::kDoesNotFit);
 }
 
@@ -334,16 +334,17 @@ TEST(FitTest, R1DistillQwen32BAwqFitsTensorParallel2) {
   //   o [5120, 2560] 6,809,600; gate, up [13824, 5120] 36,771,840 each;
   //   down [5120, 13824] 36,771,840; biases 7,168; norms 20,480
   //   = 126,686,208; × 64 = 8,107,917,312.
-  // + embedding 1,557,135,360 + lm_head half 778,567,680 + final norm 10,240.
-  EXPECT_EQ(tp.weight_bytes, 10'443'630'592);  // 9.73 GiB
+  // + embedding half 778,567,680 + lm_head half 778,567,680 + final norm
+  // 10,240.
+  EXPECT_EQ(tp.weight_bytes, 9'665'062'912);  // 9.00 GiB
   // 2048 × 2 × (4·5120 + 2560 + 1024 + 3·13824 = 65,536) = 268,435,456;
   // logits 256 × 152064 × 4 = 155,713,536.
   EXPECT_EQ(tp.activation_bytes, 424'148'992);
   EXPECT_EQ(tp.kv_bytes_per_token, 2 * 64 * 4 * 128 * 2);  // 131,072
-  // 23,192,823,398 − 10,443,630,592 − 1,610,612,736 − 424,148,992.
-  EXPECT_EQ(tp.kv_room_bytes, 10'714'431'078);  // 9.98 GiB
-  EXPECT_EQ(tp.kv_capacity_tokens, 5'109 * 16);
-  EXPECT_EQ(tp.max_concurrent_seqs, 9);  // 5,109 blocks / 512 per 8K sequence
+  // 23,192,823,398 − 9,665,062,912 − 1,610,612,736 − 424,148,992.
+  EXPECT_EQ(tp.kv_room_bytes, 11'492'998'758);  // 10.7 GiB
+  EXPECT_EQ(tp.kv_capacity_tokens, 5'480 * 16);
+  EXPECT_EQ(tp.max_concurrent_seqs, 10);  // 5,480 blocks / 512 per 8K sequence
   EXPECT_EQ(tp.verdict, Verdict::kFits);
   // One whole AWQ copy per GPU: 18.0 GiB of weights leave 2.03 GiB, one
   // 8K sequence (8 KV heads, 256 KiB per token).
@@ -363,10 +364,10 @@ TEST(FitTest, Qwen3MoeBf16DoesNotFitIn48GiB) {
   const FitReport report = Fit(config, Quantization{});
   // EP 2, rank 0: attention (TP) 18,874,368 / 2 × 2 B + 64 experts ×
   // 4,718,592 × 2 B + router 262,144 × 2 B + norms 8,192 + q/k norms 512
-  // = 623,387,136 per layer; × 48 + embedding 622,329,856 + lm_head half
-  // 311,164,928 + 4,096.
+  // = 623,387,136 per layer; × 48 + embedding half 75968 × 2048 × 2 =
+  // 311,164,928 + lm_head half 311,164,928 + 4,096.
   const LayoutFit& ep = FitOf(report, Layout::kExpertParallel);
-  EXPECT_EQ(ep.weight_bytes, 30'856'081'408);  // 28.7 GiB
+  EXPECT_EQ(ep.weight_bytes, 30'544'916'480);  // 28.4 GiB
   EXPECT_EQ(ep.verdict, Verdict::kDoesNotFit);
   EXPECT_EQ(FitOf(report, Layout::kTensorParallel).verdict, Verdict::kDoesNotFit);
   EXPECT_EQ(FitOf(report, Layout::kReplicas).verdict, Verdict::kDoesNotFit);
@@ -384,15 +385,16 @@ TEST(FitTest, Qwen3MoeFp8FitsExpertParallel2) {
   //                                                  = 302,063,616
   //   router [128, 2048] × 2 B 524,288; norms 8,192; q/k norms 512
   //   = 312,036,096; × 48 = 14,977,732,608.
-  // + embedding 622,329,856 + lm_head half 311,164,928 + final norm 4,096.
-  EXPECT_EQ(ep.weight_bytes, 15'911'231'488);  // 14.82 GiB
+  // + embedding half 311,164,928 + lm_head half 311,164,928 + final norm
+  // 4,096.
+  EXPECT_EQ(ep.weight_bytes, 15'600'066'560);  // 14.53 GiB
   // 2048 × 2 × (4·2048 + 2048 + 2·256 + 8·(3·768 + 2·2048) + 2·128 = 62,208)
   // = 254,803,968; logits 256 × 151936 × 4 = 155,582,464.
   EXPECT_EQ(ep.activation_bytes, 410'386'432);
   EXPECT_EQ(ep.kv_bytes_per_token, 2 * 48 * 2 * 128 * 2);  // 49,152
-  // 23,192,823,398 − 15,911,231,488 − 1,610,612,736 − 410,386,432.
-  EXPECT_EQ(ep.kv_room_bytes, 5'260'592'742);  // 4.90 GiB
-  EXPECT_EQ(ep.kv_capacity_tokens, 6'689 * 16);
+  // 23,192,823,398 − 15,600,066,560 − 1,610,612,736 − 410,386,432.
+  EXPECT_EQ(ep.kv_room_bytes, 5'571'757'670);  // 5.19 GiB
+  EXPECT_EQ(ep.kv_capacity_tokens, 7'084 * 16);
   EXPECT_EQ(ep.max_concurrent_seqs, 13);
   EXPECT_EQ(ep.verdict, Verdict::kFits);
   // TP 2 splits each expert's 768 rows instead: same bytes, as the blocks
@@ -470,9 +472,9 @@ TEST(FitReportTest, JsonCarriesEveryLayout) {
   const Json& ep = json["layouts"][1];
   EXPECT_EQ(ep["layout"], "ep");
   EXPECT_EQ(ep["verdict"], "fits");
-  EXPECT_EQ(ep["weight_bytes"], 15'911'231'488);
-  EXPECT_EQ(ep["kv_room_bytes"], 5'260'592'742);
-  EXPECT_EQ(ep["kv_capacity_tokens"], 6'689 * 16);
+  EXPECT_EQ(ep["weight_bytes"], 15'600'066'560);
+  EXPECT_EQ(ep["kv_room_bytes"], 5'571'757'670);
+  EXPECT_EQ(ep["kv_capacity_tokens"], 7'084 * 16);
   EXPECT_EQ(ep["max_concurrent_seqs"], 13);
   EXPECT_EQ(json["layouts"][2]["verdict"], "does not fit");
   EXPECT_LT(json["layouts"][2]["kv_room_bytes"].get<int64_t>(), 0);
@@ -495,7 +497,7 @@ TEST(FitReportTest, TableMarksEachVerdict) {
   EXPECT_THAT(table, HasSubstr("qwen3-moe (Qwen3MoeForCausalLM): 30.53 B parameters, "
                                "fp8 (128×128 blocks)"));
   EXPECT_THAT(table, HasSubstr("21.60 GiB budget per GPU"));
-  EXPECT_THAT(table, HasSubstr("14.82 GiB"));
+  EXPECT_THAT(table, HasSubstr("14.53 GiB"));
   EXPECT_THAT(table, HasSubstr("✓ fits"));
   EXPECT_THAT(table, HasSubstr("✗ does not fit"));
   const std::string dense = FitReportTable(Fit(Qwen32B(), Quantization{}), "r1-32b");

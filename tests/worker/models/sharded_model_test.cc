@@ -195,6 +195,30 @@ TEST(WeightShardTest, BlocksAreSlicesOfTheWholeTensor) {
   }
 }
 
+// Two ranks together load the whole model once, plus what every rank keeps
+// whole: the norms. The embedding table is split by vocabulary like the
+// lm_head; were it whole on each rank, the ranks would load one more table.
+TEST(ModelShardTest, RanksLoadTheModelOnceApartFromTheNorms) {
+  for (const std::string fixture : {"llama", "qwen2"}) {
+    const std::string dir = FixtureDir(fixture);
+    absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+    ASSERT_TRUE(config.ok()) << config.status();
+    auto loaded_bytes = [&](const ModelShard& shard) -> uint64_t {
+      absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(dir);
+      EXPECT_TRUE(weights.ok()) << weights.status();
+      absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights), shard);
+      EXPECT_TRUE(model.ok()) << model.status();
+      return model.ok() ? (*model)->weight_bytes() : 0;
+    };
+    const uint64_t whole = loaded_bytes({});
+    const uint64_t ranks = loaded_bytes({.rank = 0, .world_size = 2}) + loaded_bytes({.rank = 1, .world_size = 2});
+    // Norms (two per layer and the final one) are read as fp32 vectors.
+    const uint64_t norms = static_cast<uint64_t>(2 * config->num_hidden_layers + 1) * config->hidden_size * 4;
+    EXPECT_LE(ranks - whole, norms) << fixture;
+    EXPECT_LT(ranks - whole, static_cast<uint64_t>(config->vocab_size * config->hidden_size)) << fixture;
+  }
+}
+
 TEST(ModelShardTest, RefusesSplitsThatDoNotDivide) {
   absl::StatusOr<ModelConfig> qwen2 = LoadModelConfig(FixtureDir("qwen2"));  // 6 heads, 2 kv heads
   ASSERT_TRUE(qwen2.ok());
