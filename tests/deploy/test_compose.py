@@ -232,6 +232,19 @@ def test_every_duet_command_passes_check_config(services):
             assert "2 workers" in result.stdout and "with an API key" in result.stdout, result.stdout
 
 
+def test_the_doctor_service_runs_duet_doctor_on_every_gpu():
+    services = active(compose_config("doctor"), "doctor")
+    assert set(services) == {"router", "open-webui", "doctor"}, "only with --profile doctor"
+    doctor = services["doctor"]
+    devices = doctor["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert doctor["build"]["dockerfile"] == "deploy/Dockerfile"
+    # Here, without a GPU, the same command checks the CPU path and the fit.
+    result = run(host_command(doctor) + ["--skip-bandwidth"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no NVIDIA GPU found" in result.stdout and "model fit" in result.stdout
+
+
 def test_check_config_rejects_what_the_binaries_would_reject(services):
     router = host_command(services["router"])
     worker = host_command(services[next(n for n in services if "worker" in n)])

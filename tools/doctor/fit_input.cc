@@ -1,10 +1,13 @@
 #include "tools/doctor/fit_input.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
+#include "tools/doctor/model_bytes.h"
 
 namespace duet::doctor {
 
@@ -22,6 +25,19 @@ absl::StatusOr<ModelConfig> LoadFitModelConfig(const std::string& model_dir,
   text << in.rdbuf();
   if (in.bad()) return absl::DataLossError(StrCat("error reading config file ", config_file));
   return ParseModelConfig(text.str(), config_file);
+}
+
+absl::StatusOr<FitReport> ComputeRequestedFit(const FitRequest& request) {
+  DUET_ASSIGN_OR_RETURN(const ModelConfig config,
+                        LoadFitModelConfig(request.model_dir, request.config_file));
+  DUET_ASSIGN_OR_RETURN(const QuantizationChoice choice,
+                        ParseQuantizationChoice(request.quantization));
+  DUET_ASSIGN_OR_RETURN(const Quantization quantization, ResolveQuantization(config, choice));
+  FitOptions options = request.options;
+  if (options.max_model_len == 0) {
+    options.max_model_len = std::min(kDefaultFitMaxModelLen, config.max_position_embeddings);
+  }
+  return ComputeFit(config, quantization, options);
 }
 
 }  // namespace duet::doctor

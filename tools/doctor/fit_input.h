@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
+#include "tools/doctor/fit.h"
 
 namespace duet::doctor {
 
@@ -18,6 +19,22 @@ namespace duet::doctor {
 // errors are ParseModelConfig's, naming the file and field.
 absl::StatusOr<ModelConfig> LoadFitModelConfig(const std::string& model_dir,
                                                const std::string& config_file);
+
+// One fit as the fit flags ask for it (duet-fit, duet doctor --model).
+struct FitRequest {
+  std::string model_dir;    // exactly one of model_dir and config_file
+  std::string config_file;
+  std::string quantization = "auto";  // ParseQuantizationChoice's names
+  // options.max_model_len == 0 takes kDefaultFitMaxModelLen, or the model's
+  // max_position_embeddings when that is smaller.
+  FitOptions options;
+};
+
+inline constexpr int64_t kDefaultFitMaxModelLen = 8192;
+
+// Loads the config (LoadFitModelConfig), resolves the weight format and
+// computes the fit; the first error of those steps.
+absl::StatusOr<FitReport> ComputeRequestedFit(const FitRequest& request);
 
 }  // namespace duet::doctor
 

@@ -12,7 +12,6 @@
 // defaults to 8192 or the model's max_position_embeddings when smaller.
 // Exit status 0 with a report, 1 on an error (message on stderr), 2 on
 // misuse.
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -44,33 +43,26 @@ ABSL_FLAG(bool, json, false, "print JSON instead of a table");
 namespace duet::doctor {
 namespace {
 
-constexpr int64_t kDefaultMaxModelLen = 8192;
-
 absl::StatusOr<std::string> Run() {
-  const std::string model_dir = absl::GetFlag(FLAGS_model);
-  const std::string config_file = absl::GetFlag(FLAGS_config);
-  DUET_ASSIGN_OR_RETURN(const ModelConfig config, LoadFitModelConfig(model_dir, config_file));
-  DUET_ASSIGN_OR_RETURN(const QuantizationChoice choice,
-                        ParseQuantizationChoice(absl::GetFlag(FLAGS_quantization)));
-  DUET_ASSIGN_OR_RETURN(const Quantization quantization, ResolveQuantization(config, choice));
-
   const double gpu_memory_gib = absl::GetFlag(FLAGS_gpu_memory_gib);
   if (!(gpu_memory_gib > 0.0 && gpu_memory_gib < 1e6)) {
     return absl::InvalidArgumentError("--gpu-memory-gib must be a positive number of GiB");
   }
-  FitOptions options;
+  FitRequest request;
+  request.model_dir = absl::GetFlag(FLAGS_model);
+  request.config_file = absl::GetFlag(FLAGS_config);
+  request.quantization = absl::GetFlag(FLAGS_quantization);
+  FitOptions& options = request.options;
   options.num_gpus = absl::GetFlag(FLAGS_gpus);
   options.gpu_memory_bytes = std::llround(gpu_memory_gib * static_cast<double>(kGiB));
   options.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
-  if (options.max_model_len == 0) {
-    options.max_model_len = std::min(kDefaultMaxModelLen, config.max_position_embeddings);
-  }
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
-  DUET_ASSIGN_OR_RETURN(const FitReport report, ComputeFit(config, quantization, options));
+  DUET_ASSIGN_OR_RETURN(const FitReport report, ComputeRequestedFit(request));
 
-  const std::string& model_name = model_dir.empty() ? config_file : model_dir;
+  const std::string& model_name =
+      request.model_dir.empty() ? request.config_file : request.model_dir;
   if (absl::GetFlag(FLAGS_json)) return FitReportJson(report, model_name).dump(2) + "\n";
   return FitReportTable(report, model_name);
 }

@@ -20,13 +20,7 @@ std::string Gib(int64_t bytes) {
   return Format("%.2f GiB", static_cast<double>(bytes) / static_cast<double>(kGiB));
 }
 
-// Pads `text` with spaces to `width` display columns (UTF-8 aware: the
-// marks are multi-byte).
-std::string Pad(const std::string& text, size_t width) {
-  size_t columns = 0;
-  for (unsigned char c : text) columns += (c & 0xC0) != 0x80;
-  return columns >= width ? text + " " : text + std::string(width - columns, ' ');
-}
+std::string Pad(const std::string& text, size_t width) { return PadToColumns(text, width); }
 
 std::string QuantizationText(const Quantization& quantization) {
   switch (quantization.format) {
@@ -76,6 +70,12 @@ Json LayoutJson(const LayoutFit& fit) {
 }
 
 }  // namespace
+
+std::string PadToColumns(const std::string& text, size_t width) {
+  size_t columns = 0;
+  for (unsigned char c : text) columns += (c & 0xC0) != 0x80;
+  return columns >= width ? text + " " : text + std::string(width - columns, ' ');
+}
 
 Json FitReportJson(const FitReport& report, std::string_view model_name) {
   const ParameterCount& params = report.parameters;

@@ -36,6 +36,11 @@ nlohmann::ordered_json FitReportJson(const FitReport& report, std::string_view m
 // ! borderline, ✗ does not fit, - not applicable (with the reason).
 std::string FitReportTable(const FitReport& report, std::string_view model_name);
 
+// `text` padded with spaces to `width` display columns, counting UTF-8
+// characters (the marks are multi-byte); one space is added when it is
+// already that wide or wider.
+std::string PadToColumns(const std::string& text, size_t width);
+
 }  // namespace duet::doctor
 
 #endif  // DUET_TOOLS_DOCTOR_FIT_REPORT_H_

@@ -1,6 +1,7 @@
 // The `duet` command-line tool. Subcommands:
 //   duet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] ...
 //   duet serve [--model DIR] [--port 8000] [--grpc-port 50051] ...
+//   duet doctor [--json] [--model DIR [--quantization Q] [--max-model-len N]] ...
 //   duet healthcheck (--url http://HOST:PORT/health | --grpc-address HOST:PORT)
 // Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/command_line.h"
+#include "tools/doctor/doctor_command.h"
 #include "tools/duet/generate_command.h"
 #include "tools/duet/healthcheck_command.h"
 #include "tools/duet/serve_command.h"
@@ -51,6 +53,11 @@ ABSL_FLAG(std::string, url, "", "healthcheck: HTTP URL that must answer 200, e.g
 ABSL_FLAG(std::string, grpc_address, "", "healthcheck: host:port whose grpc.health.v1 Check must answer SERVING");
 ABSL_FLAG(std::string, grpc_service, "", "healthcheck: service name to ask about; empty: the whole server");
 ABSL_FLAG(double, timeout, 3, "healthcheck: seconds to wait for the answer");
+// doctor (also reads --model, --max-model-len, --gpu-memory-utilization)
+ABSL_FLAG(bool, json, false, "doctor: print JSON instead of a table");
+ABSL_FLAG(std::string, quantization, "auto", "doctor: weight format for the fit: auto, none, awq, fp8");
+ABSL_FLAG(double, nccl_timeout, 20, "doctor: seconds the NCCL all-reduce check may take");
+ABSL_FLAG(bool, skip_bandwidth, false, "doctor: do not measure GPU-to-GPU copy bandwidth");
 
 namespace {
 
@@ -58,6 +65,7 @@ constexpr char kUsage[] =
     "duet <command> [flags]\n"
     "commands:\n"
     "  generate   run a model on a prompt (text or token ids) in this process\n"
+    "  doctor     check this machine for serving (GPUs, P2P, NCCL, PCIe, CPU path); --model: fit\n"
     "  serve      start the router and the workers; serve the OpenAI and gRPC APIs\n"
     "  healthcheck  probe a running router or worker (HTTP /health or gRPC health)\n";
 
@@ -133,6 +141,19 @@ int Healthcheck() {
   return 0;
 }
 
+int Doctor() {
+  duet::doctor::DoctorOptions options;
+  options.json = absl::GetFlag(FLAGS_json);
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.quantization = absl::GetFlag(FLAGS_quantization);
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
+  const double utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  if (utilization != 0) options.gpu_memory_utilization = utilization;
+  options.nccl_timeout_seconds = absl::GetFlag(FLAGS_nccl_timeout);
+  options.skip_bandwidth = absl::GetFlag(FLAGS_skip_bandwidth);
+  return duet::doctor::RunDoctor(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,6 +167,7 @@ int main(int argc, char** argv) {
 
   if (command == "generate") return Generate();
   if (command == "serve") return Serve(argv[0]);
+  if (command == "doctor") return Doctor();
   if (command == "healthcheck") return Healthcheck();
   std::fprintf(stderr, "error: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
