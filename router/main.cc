@@ -59,7 +59,7 @@ ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file on
 ABSL_FLAG(int32_t, port, 8000, "OpenAI-compatible HTTP port; 0 picks a free one (see --http-port-file)");
 ABSL_FLAG(std::string, http_port_file, "", "write the bound HTTP port to this file once serving");
 ABSL_FLAG(std::string, api_key, "",
-          "require \"Authorization: Bearer <key>\" on the HTTP API (not /health); default: $DUET_API_KEY");
+          "require \"Authorization: Bearer <key>\" on the HTTP API (not /health, /metrics); default: $DUET_API_KEY");
 ABSL_FLAG(std::string, reasoning_parser, "auto",
           "auto: split <think> ... </think> into reasoning_content when the tokenizer has both tags; none: off");
 ABSL_FLAG(double, max_body_mib, 8, "largest HTTP request body in MiB");

@@ -17,7 +17,8 @@ grpc::Status DuetService::Generate(grpc::ServerContext* context, const v1::Gener
   absl::StatusOr<std::vector<int32_t>> prompt = PromptTokenIds(*assets_, *request);
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
   absl::StatusOr<engine::ValidatedRequest> validated =
-      engine::ValidateRequest(ToEngineRequest(*request, *std::move(prompt)), engine_->request_limits());
+      engine::ValidateRequest(ToEngineRequest(*request, *std::move(prompt), assets_->config.generation),
+                               engine_->request_limits());
   if (!validated.ok()) return ToGrpcStatus(validated.status());
 
   // Shared with the engine: events of an aborted request may still arrive

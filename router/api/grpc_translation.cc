@@ -1,6 +1,8 @@
 #include "router/api/grpc_translation.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -87,20 +89,35 @@ absl::StatusOr<std::vector<int32_t>> PromptTokenIds(const ModelAssets& assets,
 }
 
 engine::GenerateRequest ToEngineRequest(const v1::GenerateRequest& request,
-                                        std::vector<int32_t> prompt_token_ids) {
+                                        std::vector<int32_t> prompt_token_ids,
+                                        const GenerationDefaults& defaults) {
   engine::GenerateRequest out;
   out.request_id = request.request_id();
   out.prompt_token_ids = std::move(prompt_token_ids);
 
   const v1::SamplingParams& in = request.sampling();
   engine::SamplingOptions& sampling = out.sampling;
-  sampling.temperature = in.has_temperature() ? in.temperature() : 1.0f;
-  if (in.has_top_p()) sampling.top_p = in.top_p();
-  if (in.has_top_k()) sampling.top_k = in.top_k();
+  sampling.temperature = in.has_temperature()
+                             ? in.temperature()
+                             : static_cast<float>(defaults.temperature.value_or(1.0));
+  if (in.has_top_p()) {
+    sampling.top_p = in.top_p();
+  } else if (defaults.top_p.has_value() && *defaults.top_p > 0 && *defaults.top_p <= 1) {
+    sampling.top_p = static_cast<float>(*defaults.top_p);
+  }
+  if (in.has_top_k()) {
+    sampling.top_k = in.top_k();
+  } else if (defaults.top_k.has_value() && *defaults.top_k > 0) {
+    sampling.top_k = static_cast<int32_t>(std::min<int64_t>(*defaults.top_k, INT32_MAX));
+  }
   if (in.has_min_p()) sampling.min_p = in.min_p();
   sampling.presence_penalty = in.presence_penalty();
   sampling.frequency_penalty = in.frequency_penalty();
-  if (in.has_repetition_penalty()) sampling.repetition_penalty = in.repetition_penalty();
+  if (in.has_repetition_penalty()) {
+    sampling.repetition_penalty = in.repetition_penalty();
+  } else if (defaults.repetition_penalty.has_value() && *defaults.repetition_penalty > 0) {
+    sampling.repetition_penalty = static_cast<float>(*defaults.repetition_penalty);
+  }
   sampling.logit_bias.insert(in.logit_bias().begin(), in.logit_bias().end());
   if (in.has_seed()) sampling.seed = in.seed();
   if (in.has_top_logprobs()) sampling.top_logprobs = in.top_logprobs();

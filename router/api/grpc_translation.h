@@ -41,11 +41,14 @@ absl::StatusOr<std::vector<int32_t>> ChatTokenIds(const ModelAssets& assets, con
 absl::StatusOr<std::vector<int32_t>> PromptTokenIds(const ModelAssets& assets,
                                                     const v1::GenerateRequest& request);
 
-// Every field of `request` except the input, with the proto's defaults for
-// absent optionals; `prompt_token_ids` becomes the prompt. Not validated:
-// that is engine::ValidateRequest's job.
+// Every field of `request` except the input; `prompt_token_ids` becomes the
+// prompt. Absent temperature, top_p, top_k and repetition_penalty come from
+// the model's generation_config.json (`defaults`), as over HTTP, else the
+// proto's documented defaults. Not validated: that is
+// engine::ValidateRequest's job.
 engine::GenerateRequest ToEngineRequest(const v1::GenerateRequest& request,
-                                        std::vector<int32_t> prompt_token_ids);
+                                        std::vector<int32_t> prompt_token_ids,
+                                        const GenerationDefaults& defaults);
 
 // A kDelta or kFinished event as one stream message (kError is a status,
 // not a message: see ToGrpcStatus).

@@ -401,7 +401,13 @@ bool OpenAiService::Authorized(const HttpRequest& request) const {
 void OpenAiService::Route(const HttpRequest& request, const std::shared_ptr<HttpResponder>& responder) {
   const absl::Time arrival = absl::Now();
   const std::string& path = request.path;
+  // Health and metrics stay open, as in vLLM: load balancers and Prometheus
+  // scrape them without the key.
   if (path == "/health" && request.method == "GET") return HandleHealth(responder);
+  if (path == "/metrics" && request.method == "GET") {
+    return responder->Send(200, "text/plain; version=0.0.4; charset=utf-8",
+                           metrics_->RenderPrometheus(engine_->stats()));
+  }
   if (!Authorized(request)) {
     OpenAiError error = InvalidRequestError("Incorrect or missing API key.", "", "invalid_api_key");
     error.status = 401;
@@ -410,10 +416,6 @@ void OpenAiService::Route(const HttpRequest& request, const std::shared_ptr<Http
   const bool post = request.method == "POST";
   const bool get = request.method == "GET";
   if (get && path == "/v1/models") return HandleModels(responder);
-  if (get && path == "/metrics") {
-    return responder->Send(200, "text/plain; version=0.0.4; charset=utf-8",
-                           metrics_->RenderPrometheus(engine_->stats()));
-  }
   const bool generation = path == "/v1/chat/completions" || path == "/v1/completions";
   if (post && (generation || path == "/tokenize" || path == "/detokenize")) {
     Json body;

@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 TEST(ToEngineRequestTest, AbsentFieldsTakeTheDocumentedDefaults) {
-  const engine::GenerateRequest request = ToEngineRequest(v1::GenerateRequest(), {5, 6});
+  const engine::GenerateRequest request = ToEngineRequest(v1::GenerateRequest(), {5, 6}, GenerationDefaults{});
   EXPECT_THAT(request.prompt_token_ids, ElementsAre(5, 6));
   EXPECT_EQ(request.sampling.temperature, 1.0f);
   EXPECT_FALSE(request.sampling.top_p.has_value());
@@ -33,6 +33,43 @@ TEST(ToEngineRequestTest, AbsentFieldsTakeTheDocumentedDefaults) {
   EXPECT_EQ(request.min_tokens, 0);
 }
 
+// Fields a request leaves unset come from generation_config.json, as over
+// HTTP; set ones (explicit zeros included) win; out-of-range defaults are
+// ignored.
+TEST(ToEngineRequestTest, AbsentFieldsTakeTheModelsGenerationConfig) {
+  GenerationDefaults defaults;
+  defaults.temperature = 0.6;
+  defaults.top_p = 0.95;
+  defaults.top_k = 20;
+  defaults.repetition_penalty = 1.1;
+  const engine::GenerateRequest absent = ToEngineRequest(v1::GenerateRequest(), {1}, defaults);
+  EXPECT_FLOAT_EQ(absent.sampling.temperature, 0.6f);
+  EXPECT_FLOAT_EQ(absent.sampling.top_p.value_or(-1), 0.95f);
+  EXPECT_EQ(absent.sampling.top_k.value_or(-1), 20);
+  EXPECT_FLOAT_EQ(absent.sampling.repetition_penalty.value_or(-1), 1.1f);
+  EXPECT_FALSE(absent.sampling.min_p.has_value()) << "generation_config has no min_p";
+
+  v1::GenerateRequest proto;
+  proto.mutable_sampling()->set_temperature(0);
+  proto.mutable_sampling()->set_top_p(0.5f);
+  proto.mutable_sampling()->set_top_k(0);
+  proto.mutable_sampling()->set_repetition_penalty(1.0f);
+  const engine::GenerateRequest set = ToEngineRequest(proto, {1}, defaults);
+  EXPECT_EQ(set.sampling.temperature, 0.0f);
+  EXPECT_EQ(set.sampling.top_p, 0.5f);
+  EXPECT_EQ(set.sampling.top_k, 0);
+  EXPECT_EQ(set.sampling.repetition_penalty, 1.0f);
+
+  GenerationDefaults odd;
+  odd.top_p = 1.5;
+  odd.top_k = -1;
+  odd.repetition_penalty = 0;
+  const engine::GenerateRequest ignored = ToEngineRequest(v1::GenerateRequest(), {1}, odd);
+  EXPECT_FALSE(ignored.sampling.top_p.has_value());
+  EXPECT_FALSE(ignored.sampling.top_k.has_value());
+  EXPECT_FALSE(ignored.sampling.repetition_penalty.has_value());
+}
+
 TEST(ToEngineRequestTest, ExplicitZerosAreKept) {
   v1::GenerateRequest proto;
   proto.mutable_sampling()->set_temperature(0);
@@ -41,7 +78,7 @@ TEST(ToEngineRequestTest, ExplicitZerosAreKept) {
   proto.set_max_tokens(0);
   proto.set_n(0);
   proto.set_skip_special_tokens(false);
-  const engine::GenerateRequest request = ToEngineRequest(proto, {1});
+  const engine::GenerateRequest request = ToEngineRequest(proto, {1}, GenerationDefaults{});
   EXPECT_EQ(request.sampling.temperature, 0.0f);
   EXPECT_EQ(request.sampling.seed, 0u);
   EXPECT_EQ(request.sampling.top_logprobs, 0);
@@ -71,7 +108,7 @@ TEST(ToEngineRequestTest, EveryFieldIsCarried) {
   proto.add_stop_token_ids(11);
   proto.set_n(2);
   proto.set_cache_salt("tenant");
-  const engine::GenerateRequest request = ToEngineRequest(proto, {3});
+  const engine::GenerateRequest request = ToEngineRequest(proto, {3}, GenerationDefaults{});
   EXPECT_EQ(request.request_id, "r1");
   EXPECT_EQ(request.sampling.temperature, 0.7f);
   EXPECT_EQ(request.sampling.top_p, 0.9f);

@@ -450,6 +450,8 @@ TEST_F(OpenAiServiceTest, ApiKey) {
                   401, nullptr, "invalid_api_key");
   EXPECT_EQ(Call("GET", "/v1/models", "", {{"authorization", "Bearer sk-test"}})->status(), 200);
   EXPECT_EQ(Call("GET", "/health")->status(), 200);
+  EXPECT_EQ(Call("GET", "/metrics")->status(), 200) << "open to scrapers, as in vLLM";
+  ExpectErrorBody(*Call("POST", "/metrics"), 401, nullptr, "invalid_api_key");
 }
 
 TEST_F(OpenAiServiceTest, DisconnectAbortsAndFreesBlocks) {
