@@ -95,7 +95,11 @@ class Engine::Impl {
         tokenizer_(tokenizer),
         client_(std::move(client)),
         blocks_(model_info.num_kv_blocks, model_info.kv_block_size, options.enable_prefix_caching),
-        scheduler_(SchedulerConfig{options.max_num_seqs, options.max_num_batched_tokens}, &blocks_),
+        scheduler_(SchedulerConfig{.max_num_seqs = options.max_num_seqs,
+                                   .max_num_batched_tokens = options.max_num_batched_tokens,
+                                   .watermark_blocks = static_cast<int32_t>(
+                                       options.kv_watermark * model_info.num_kv_blocks)},
+                   &blocks_),
         random_seeds_(std::random_device{}()) {
     stats_.num_kv_blocks = model_info.num_kv_blocks;
     step_thread_ = std::thread([this] { StepLoop(); });
@@ -538,6 +542,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(const EngineOptions& optio
   if (options.max_num_batched_tokens < options.max_num_seqs) {
     return absl::InvalidArgumentError(StrCat("max_num_batched_tokens (", options.max_num_batched_tokens,
                                              ") must be >= max_num_seqs (", options.max_num_seqs, ")"));
+  }
+  if (!(options.kv_watermark >= 0 && options.kv_watermark < 1)) {
+    return absl::InvalidArgumentError(StrCat("kv_watermark must be in [0, 1), got ", options.kv_watermark));
   }
   if (options.max_waiting_requests < 1) {
     return absl::InvalidArgumentError(

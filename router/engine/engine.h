@@ -46,6 +46,10 @@ struct EngineOptions {
   // ResourceExhausted.
   int32_t max_waiting_requests = 4096;
   bool enable_prefix_caching = true;
+  // Share of the KV blocks admission keeps free while sequences run (the
+  // scheduler's watermark), as vLLM's 1 %: running sequences grow into it
+  // instead of preempting what was just admitted.
+  double kv_watermark = 0.01;
   // Between attempts to re-form a failed worker group.
   absl::Duration reinitialize_interval = absl::Seconds(1);
 };

@@ -70,8 +70,9 @@ void Scheduler::TryAdmit(int32_t* prefill_budget, SchedulerOutput* output) {
     // At least the last token runs, to give logits to sample from.
     const PrefixMatch match = blocks_->Match(seq->cache_salt, seq->token_ids, seq->num_tokens() - 1);
     const int32_t num_cached_tokens = match.num_tokens(block_size);
-    const int32_t blocks_available =
-        blocks_->num_free_blocks() - match.num_free_blocks + static_cast<int32_t>(match.block_ids.size());
+    const int32_t reserve = running_.empty() ? 0 : config_.watermark_blocks;
+    const int32_t blocks_available = blocks_->num_free_blocks() - match.num_free_blocks +
+                                     static_cast<int32_t>(match.block_ids.size()) - reserve;
     const int32_t num_tokens = std::min({seq->num_tokens() - num_cached_tokens, *prefill_budget,
                                          blocks_available * block_size - num_cached_tokens});
     if (num_tokens <= 0) break;  // FCFS: nobody overtakes the head of the queue

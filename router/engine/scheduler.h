@@ -5,7 +5,8 @@
 //      the decodes leave (decodes first, then chunked prefill);
 //   2. waiting sequences in arrival order (FCFS; the first one that does not
 //      fit stops admission), each with its longest cached prefix and a first
-//      chunk, while the sequence cap and token budget allow.
+//      chunk, while the sequence cap and token budget allow, and (when
+//      something runs) watermark_blocks stay free.
 // When a running sequence needs a block and none is free, the newest running
 // sequence is preempted: its blocks go back (they stay in the prefix cache),
 // it returns to the front of the waiting queue and is later recomputed from
@@ -32,6 +33,10 @@ struct SchedulerConfig {
   int32_t max_num_seqs = 256;
   // Must be >= max_num_seqs, so that every running decode fits one step.
   int32_t max_num_batched_tokens = 2048;
+  // Admission leaves this many blocks free while anything runs, so the
+  // running sequences' next blocks do not have to come from preempting the
+  // sequence just admitted. An empty engine admits into the whole pool.
+  int32_t watermark_blocks = 0;
 };
 
 // One sequence's work in a step.

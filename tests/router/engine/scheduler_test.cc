@@ -151,5 +151,30 @@ TEST_F(SchedulerTableTest, AHeadThatDoesNotFitBlocksTheQueue) {
   });
 }
 
+TEST_F(SchedulerTableTest, AdmissionLeavesTheWatermarkFreeWhileSequencesRun) {
+  Start({.max_num_seqs = 4, .max_num_batched_tokens = 32, .watermark_blocks = 2}, 8, 4, false);
+  Add("A", Prompt(4, 0));
+  Add("B", Prompt(4, 100));
+  ExpectSteps({
+      // An empty engine admits A into the whole pool; B, admitted while A
+      // runs, still leaves 2 blocks free.
+      {"A0+4s[0] B0+4s[1]", 6},
+  });
+  Add("C", Prompt(24, 200));
+  ExpectSteps({
+      {"A4+1s[2] B4+1s[3] C0+8[4,5]", 2},  // C's first chunk stops at the watermark
+      {"A5+1s B5+1s C8+8[6,7]", 0},        // running sequences may use it
+  });
+}
+
+TEST_F(SchedulerTableTest, WithoutAWatermarkAdmissionTakesTheLastBlock) {
+  Start({.max_num_seqs = 4, .max_num_batched_tokens = 32}, 8, 4, false);
+  Add("A", Prompt(4, 0));
+  Add("B", Prompt(4, 100));
+  ExpectSteps({{"A0+4s[0] B0+4s[1]", 6}});
+  Add("C", Prompt(24, 200));
+  ExpectSteps({{"A4+1s[2] B4+1s[3] C0+16[4,5,6,7]", 0}});
+}
+
 }  // namespace
 }  // namespace duet::engine
