@@ -1,9 +1,9 @@
 // Which part of a model one rank holds (DESIGN.md, "Parallelism"). With
 // world_size 1 the shard is the whole model. Megatron layout for attention
 // and dense MLPs: q/k/v and gate/up split by output rows, o_proj and down by
-// input columns, the lm_head by vocabulary rows. MoE experts are split by
-// expert id (expert parallel) or, in tensor-parallel mode, each expert by its
-// intermediate rows like a dense MLP.
+// input columns, the embeddings and the lm_head by vocabulary rows. MoE
+// experts are split by expert id (expert parallel) or, in tensor-parallel
+// mode, each expert by its intermediate rows like a dense MLP.
 #ifndef DUET_WORKER_MODELS_MODEL_SHARD_H_
 #define DUET_WORKER_MODELS_MODEL_SHARD_H_
 
@@ -36,8 +36,9 @@ struct ModelShard {
   // KV heads: split when num_key_value_heads >= world_size, otherwise each
   // rank holds (a replica of) the one KV head its query heads use.
   IndexRange KvHeads(const ModelConfig& config) const;
-  // Vocabulary rows of the lm_head: ceil(vocab / world_size) per rank, the
-  // last rank's part shorter when it does not divide.
+  // Vocabulary rows of the embeddings and the lm_head: ceil(vocab /
+  // world_size) per rank, the last rank's part shorter when it does not
+  // divide.
   int64_t VocabPerRank(int64_t vocab_size) const;
   IndexRange Vocab(int64_t vocab_size) const;
   // Experts this rank holds: all of them unless expert_parallel.
