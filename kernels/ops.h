@@ -1,7 +1,8 @@
 // The backend ops the model code is written against. A Backend computes on
 // memory it can address (host memory for the CPU backends, device memory for
 // CUDA); callers own every buffer and pass raw pointers plus shapes. All
-// activations are fp32; weights are used in the dtype they are stored in.
+// activations are fp32; weights are used in the type they are stored in,
+// block-quantized types included (dequantised inside the op, never ahead).
 //
 // Thread-safety: a Backend may be called from one thread at a time; it may use
 // its own worker threads inside a call. Every op is batch-invariant: the result
@@ -17,15 +18,47 @@
 
 namespace duet::kernels {
 
-enum class WeightType : uint8_t { kF32, kF16, kBF16 };
+// How a weight matrix is stored. The float types hold one element each; the
+// block-quantized types are GGUF's (llama.cpp's ggml types of the same names):
+// every row is a sequence of blocks of WeightTypeBlockElements(type) elements,
+// each WeightTypeBlockBytes(type) bytes, laid out exactly as in a GGUF file
+// (kernels/block_quant.h documents each layout).
+enum class WeightType : uint8_t {
+  kF32,
+  kF16,
+  kBF16,
+  kQ8_0,  // 32 elements: fp16 scale, 32 int8
+  kQ4_0,  // 32 elements: fp16 scale, 16 bytes of 4-bit values (offset 8)
+  kQ4_1,  // 32 elements: fp16 scale and min, 16 bytes of 4-bit values
+  kQ4_K,  // 256 elements: 8 sub-blocks of 32 with 6-bit scales and mins
+  kQ5_K,  // 256 elements: as Q4_K with a fifth bit per value
+  kQ6_K,  // 256 elements: 16 sub-blocks of 16 with int8 scales
+};
 
-// Size in bytes of one element of `type`.
+// The type's name as GGUF spells it ("F32", "Q4_K", ...).
+std::string_view WeightTypeName(WeightType type);
+
+// Whether `type` is stored in blocks of several elements.
+bool IsBlockQuantized(WeightType type);
+
+// Elements per block: 1 for the float types, 32 or 256 for the quantized ones.
+int64_t WeightTypeBlockElements(WeightType type);
+
+// Bytes per block (for the float types: per element).
+int64_t WeightTypeBlockBytes(WeightType type);
+
+// Bytes of one row of `cols` elements. CHECK-fails unless cols is a multiple
+// of WeightTypeBlockElements(type).
+int64_t WeightRowBytes(WeightType type, int64_t cols);
+
+// Size in bytes of one element of a float type (CHECK-fails for the
+// block-quantized types, which have no per-element size).
 int WeightTypeSize(WeightType type);
 
 // A row-major matrix as stored in a checkpoint, Hugging Face Linear layout:
 // one row per output feature.
 struct Weight {
-  const void* data = nullptr;  // [rows, cols] of `type`
+  const void* data = nullptr;  // [rows, WeightRowBytes(type, cols)] bytes
   WeightType type = WeightType::kF32;
   int64_t rows = 0;  // output features (or vocabulary entries for embeddings)
   int64_t cols = 0;  // input features (or hidden size for embeddings)
