@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "common/half.h"
+#include "kernels/block_quant.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/thread_pool.h"
@@ -52,6 +54,7 @@ class CpuBackend final : public Backend {
 
   void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
     if (m <= 0 || w.rows <= 0) return;
+    if (IsBlockQuantized(w.type)) return MatmulBlockQuantized(x, w, y, m);
     // Decode streams the weights once, so each thread gets one contiguous band
     // of rows; prefill is compute-bound, so smaller bands balance better.
     // Bands are multiples of 12 columns, whole tiles for every variant.
@@ -126,6 +129,17 @@ class CpuBackend final : public Backend {
       float* row_out = out + i * cols;
       const int64_t offset = int64_t{ids[i]} * cols;
       switch (table.type) {
+        case WeightType::kQ8_0:
+        case WeightType::kQ4_0:
+        case WeightType::kQ4_1:
+        case WeightType::kQ4_K:
+        case WeightType::kQ5_K:
+        case WeightType::kQ6_K:
+          DequantizeRow(table.type,
+                        static_cast<const std::byte*>(table.data) +
+                            ids[i] * WeightRowBytes(table.type, cols),
+                        cols, row_out);
+          break;
         case WeightType::kF32:
           std::memcpy(row_out, static_cast<const float*>(table.data) + offset,
                       cols * sizeof(float));
@@ -189,6 +203,35 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Block-quantized weights: each task dequantises a panel of weight rows into
+  // fp32 scratch and runs the fp32 kernel on it, so the result is exactly the
+  // fp32 matmul of the dequantised weights (the same order per element, see
+  // matmul_kernels.h) and as batch-invariant. A panel is a multiple of 12 rows
+  // and about 128 KiB, so it stays in L2 while every row of x passes over it.
+  void MatmulBlockQuantized(const float* x, const Weight& w, float* y, int64_t m) {
+    const int64_t k = w.cols;
+    const int64_t row_bytes = WeightRowBytes(w.type, k);
+    const int64_t panel_rows = std::max<int64_t>(12, (128 * 1024 / 4) / std::max<int64_t>(k, 1) / 12 * 12);
+    const int64_t num_panels = (w.rows + panel_rows - 1) / panel_rows;
+    pool_.ParallelFor(num_panels, [&](int64_t panel) {
+      thread_local std::vector<float> weights;
+      thread_local std::vector<float> out;
+      const int64_t n0 = panel * panel_rows;
+      const int64_t rows = std::min(panel_rows, w.rows - n0);
+      weights.resize(static_cast<size_t>(rows * k));
+      out.resize(static_cast<size_t>(rows * m));
+      const std::byte* source = static_cast<const std::byte*>(w.data) + n0 * row_bytes;
+      for (int64_t r = 0; r < rows; ++r) {
+        DequantizeRow(w.type, source + r * row_bytes, k, weights.data() + r * k);
+      }
+      const Weight dense{.data = weights.data(), .type = WeightType::kF32, .rows = rows, .cols = k};
+      matmul_(x, m, dense, out.data(), 0, rows);
+      for (int64_t r = 0; r < m; ++r) {
+        std::copy_n(out.data() + r * rows, rows, y + r * w.rows + n0);
+      }
+    });
+  }
+
   const std::string name_;
   const MatmulColumnsFn matmul_;
   const VectorKernels& vec_;

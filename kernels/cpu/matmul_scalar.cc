@@ -57,6 +57,14 @@ void MatmulColumnsScalar(const float* x, int64_t m, const Weight& w, float* y, i
       return Columns<F16>(x, m, w, y, n_begin, n_end);
     case WeightType::kBF16:
       return Columns<Bf16>(x, m, w, y, n_begin, n_end);
+    case WeightType::kQ8_0:
+    case WeightType::kQ4_0:
+    case WeightType::kQ4_1:
+    case WeightType::kQ4_K:
+    case WeightType::kQ5_K:
+    case WeightType::kQ6_K:
+      // Dequantised to fp32 panels by cpu_backend.cc before they get here.
+      __builtin_trap();
   }
 }
 

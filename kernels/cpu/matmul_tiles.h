@@ -107,6 +107,15 @@ void MatmulColumnsForType(const float* x, int64_t m, const Weight& w, float* y, 
       return MatmulColumns<S, F16, kPrefillCols>(x, m, w, y, n_begin, n_end);
     case WeightType::kBF16:
       return MatmulColumns<S, Bf16, kPrefillCols>(x, m, w, y, n_begin, n_end);
+    case WeightType::kQ8_0:
+    case WeightType::kQ4_0:
+    case WeightType::kQ4_1:
+    case WeightType::kQ4_K:
+    case WeightType::kQ5_K:
+    case WeightType::kQ6_K:
+      // cpu_backend.cc dequantises block-quantized weights to fp32 panels
+      // before they reach a kernel.
+      __builtin_trap();
   }
 }
 

@@ -2,31 +2,26 @@
 // single-threaded, with sums accumulated in double and rounded to fp32 once.
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <memory>
+#include <vector>
 
-#include "common/half.h"
+#include "kernels/block_quant.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
 
 namespace duet::kernels {
 namespace {
 
-// Element (row, col) of `w` as fp32.
-float WeightAt(const Weight& w, int64_t row, int64_t col) {
-  const int64_t index = row * w.cols + col;
-  switch (w.type) {
-    case WeightType::kF32:
-      return static_cast<const float*>(w.data)[index];
-    case WeightType::kF16:
-      return F16ToFloat(static_cast<const uint16_t*>(w.data)[index]);
-    case WeightType::kBF16:
-      return Bf16ToFloat(static_cast<const uint16_t*>(w.data)[index]);
-  }
-  LOG(FATAL) << "unknown WeightType " << static_cast<int>(w.type);
-  std::abort();  // LOG(FATAL) does not return
+// Row `row` of `w` as fp32, whatever its storage type.
+std::vector<float> WeightRow(const Weight& w, int64_t row) {
+  std::vector<float> values(w.cols);
+  DequantizeRow(w.type, static_cast<const std::byte*>(w.data) + row * WeightRowBytes(w.type, w.cols),
+                w.cols, values.data());
+  return values;
 }
 
 class ReferenceBackend final : public Backend {
@@ -34,10 +29,11 @@ class ReferenceBackend final : public Backend {
   std::string_view name() const override { return "reference"; }
 
   void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
-    for (int64_t r = 0; r < m; ++r) {
-      for (int64_t n = 0; n < w.rows; ++n) {
+    for (int64_t n = 0; n < w.rows; ++n) {
+      const std::vector<float> weights = WeightRow(w, n);
+      for (int64_t r = 0; r < m; ++r) {
         double acc = 0;
-        for (int64_t k = 0; k < w.cols; ++k) acc += double{x[r * w.cols + k]} * WeightAt(w, n, k);
+        for (int64_t k = 0; k < w.cols; ++k) acc += double{x[r * w.cols + k]} * weights[k];
         y[r * w.rows + n] = static_cast<float>(acc);
       }
     }
@@ -96,7 +92,8 @@ class ReferenceBackend final : public Backend {
   void Embedding(const int32_t* ids, int64_t num_ids, const Weight& table, float* out) override {
     for (int64_t i = 0; i < num_ids; ++i) {
       CHECK(ids[i] >= 0 && ids[i] < table.rows) << "token id " << ids[i];
-      for (int64_t c = 0; c < table.cols; ++c) out[i * table.cols + c] = WeightAt(table, ids[i], c);
+      const std::vector<float> row = WeightRow(table, ids[i]);
+      std::copy(row.begin(), row.end(), out + i * table.cols);
     }
   }
 

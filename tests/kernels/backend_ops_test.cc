@@ -28,6 +28,18 @@ namespace {
 
 double SumBound(int64_t n) { return (static_cast<double>(n) / 8 + 16) * kUnitRoundoff; }
 
+constexpr WeightType kAllWeightTypes[] = {
+    WeightType::kF32,  WeightType::kF16,  WeightType::kBF16, WeightType::kQ8_0, WeightType::kQ4_0,
+    WeightType::kQ4_1, WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K};
+
+// `float_sizes` for the float types; for block-quantized ones (whose rows are
+// whole blocks) one, three and seventeen blocks.
+std::vector<int64_t> SizesFor(WeightType type, std::vector<int64_t> float_sizes) {
+  if (!IsBlockQuantized(type)) return float_sizes;
+  const int64_t block = WeightTypeBlockElements(type);
+  return {block, 3 * block, 17 * block};
+}
+
 class BackendOpsTest : public ::testing::TestWithParam<BackendUnderTest> {
  protected:
   void SetUp() override {
@@ -48,18 +60,18 @@ class BackendOpsTest : public ::testing::TestWithParam<BackendUnderTest> {
 
 TEST_P(BackendOpsTest, Matmul) {
   uint32_t seed = 1;
-  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
+  for (WeightType type : kAllWeightTypes) {
     for (int64_t m : {1, 3, 17}) {
-      for (int64_t k : {1, 7, 33, 256, 4097}) {
+      for (int64_t k : SizesFor(type, {1, 7, 33, 256, 4097})) {
         for (int64_t n : {1, 13, 37}) {
-          const std::string what = absl::StrCat(WeightTypeName(type), " m ", m, " k ", k, " n ", n);
+          const std::string what = absl::StrCat(std::string(WeightTypeName(type)), " m ", m, " k ", k, " n ", n);
           const TestWeight w = MakeTestWeight(type, n, k, ++seed);
           const std::vector<float> x = RandomFloats(m * k, ++seed);
           std::vector<float> expected(m * n), abs_products(m * n);
           reference_->Matmul(x.data(), w.view(), expected.data(), m);
           std::vector<float> abs_x(x.size());
           std::transform(x.begin(), x.end(), abs_x.begin(), [](float v) { return std::fabs(v); });
-          const TestWeight abs_w = w.Abs();
+          const TestWeight abs_w = w.AbsF32();
           reference_->Matmul(abs_x.data(), abs_w.view(), abs_products.data(), m);
 
           auto x_dev = Upload(x);
@@ -207,11 +219,11 @@ TEST_P(BackendOpsTest, AddBias) {
 
 TEST_P(BackendOpsTest, Embedding) {
   uint32_t seed = 400;
-  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
-    for (int64_t cols : {1, 7, 4097}) {
+  for (WeightType type : kAllWeightTypes) {
+    for (int64_t cols : SizesFor(type, {1, 7, 4097})) {
       for (int64_t num_ids : {1, 3, 17}) {
         const std::string what =
-            absl::StrCat(WeightTypeName(type), " cols ", cols, " ids ", num_ids);
+            absl::StrCat(std::string(WeightTypeName(type)), " cols ", cols, " ids ", num_ids);
         const TestWeight table = MakeTestWeight(type, 50, cols, ++seed);
         std::mt19937 rng(++seed);
         std::vector<int32_t> ids(num_ids);
@@ -224,7 +236,7 @@ TEST_P(BackendOpsTest, Embedding) {
         auto out_dev = Upload(std::vector<float>(expected.size(), NAN));
         backend_->Embedding(ids_dev->get(), num_ids, {table_dev->get(), type, 50, cols},
                             out_dev->get());
-        EXPECT_EQ(out_dev->ToHost(), expected) << what;  // a conversion is exact
+        EXPECT_EQ(out_dev->ToHost(), expected) << what;  // dequantisation is exact
       }
     }
   }

@@ -40,10 +40,13 @@ TEST_P(BatchInvarianceTest, MatmulRowAloneEqualsRowInAnyBatch) {
   std::unique_ptr<Backend> three_threads = cpu::MakeCpuBackendForIsa(isa, 3);
   constexpr int64_t kMaxRows = 19;
   uint32_t seed = 1;
-  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
-    for (int64_t k : {1, 7, 33, 4097}) {
+  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0,
+                          WeightType::kQ4_1, WeightType::kQ4_K, WeightType::kQ6_K}) {
+    const std::vector<int64_t> ks = IsBlockQuantized(type) ? std::vector<int64_t>{256, 768}
+                                                          : std::vector<int64_t>{1, 7, 33, 4097};
+    for (int64_t k : ks) {
       for (int64_t n : {1, 5, 37, 100}) {
-        const std::string what = absl::StrCat(WeightTypeName(type), " k ", k, " n ", n);
+        const std::string what = absl::StrCat(std::string(WeightTypeName(type)), " k ", k, " n ", n);
         const TestWeight w = MakeTestWeight(type, n, k, ++seed);
         const std::vector<float> x = RandomFloats(kMaxRows * k, ++seed);
         // Each row alone, single-threaded: the values every other way of
