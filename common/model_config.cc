@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
+#include "common/gguf_model_config.h"
 #include "common/json_fields.h"
 #include "common/mapped_file.h"
 #include "common/status_macros.h"
@@ -371,6 +372,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view config_json,
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  if (IsGgufFile(model_dir)) {
+    DUET_ASSIGN_OR_RETURN(const std::unique_ptr<GgufFile> file, GgufFile::Open(model_dir));
+    return ModelConfigFromGguf(*file);
+  }
   const std::filesystem::path dir(model_dir);
   const std::string config_path = (dir / "config.json").string();
   DUET_ASSIGN_OR_RETURN(const std::string config_text, ReadTextFile(config_path));

@@ -80,6 +80,10 @@ struct ModelConfig {
   double rms_norm_eps;
   double rope_theta;                              // default 10000
   std::optional<Llama3RopeScaling> rope_scaling;  // nullopt: plain RoPE
+  // GGUF's rope_freqs.weight (Llama 3.1+ files carry their frequency scaling
+  // so): inv_freq[i] is divided by rope_freq_factors[i]. [head_dim / 2], or
+  // empty.
+  std::vector<float> rope_freq_factors;
 
   // Biases. Qwen2 always has q/k/v biases and none on o_proj, whatever the
   // file says; Llama and Qwen3 follow "attention_bias" (default false) for
@@ -145,6 +149,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(
 
 // Reads <model_dir>/config.json and, when it exists,
 // <model_dir>/generation_config.json. NotFound when config.json is missing.
+// A path naming a GGUF file is read with ModelConfigFromGguf
+// (gguf_model_config.h) instead.
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
 }  // namespace duet
