@@ -4,6 +4,8 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -16,6 +18,10 @@ namespace duet::tokenizer {
 namespace {
 
 using nlohmann::json;
+
+// What ByteLevel's use_regex adds: GPT-2's split, as `tokenizers` spells it.
+constexpr std::string_view kGpt2SplitPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 constexpr size_t kLargeJitStackBytes = size_t{64} << 20;
 
@@ -71,11 +77,12 @@ struct SplitPreTokenizer::Compiled {
   bool jit = false;
 };
 
-SplitPreTokenizer::SplitPreTokenizer(std::unique_ptr<Compiled> compiled)
-    : compiled_(std::move(compiled)) {}
+SplitPreTokenizer::SplitPreTokenizer(std::vector<std::unique_ptr<Compiled>> stages)
+    : stages_(std::move(stages)) {}
+
 SplitPreTokenizer::~SplitPreTokenizer() = default;
 
-absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromPattern(
+absl::StatusOr<std::unique_ptr<SplitPreTokenizer::Compiled>> SplitPreTokenizer::Compile(
     const std::string& pattern) {
   absl::StatusOr<std::string> translated = TranslateOnigurumaPattern(pattern);
   if (!translated.ok()) return translated.status();
@@ -92,47 +99,90 @@ absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromPatter
   }
   // JIT is an optimisation only: without it pcre2_match interprets.
   compiled->jit = pcre2_jit_compile(compiled->code, PCRE2_JIT_COMPLETE) == 0;
-  return std::unique_ptr<SplitPreTokenizer>(new SplitPreTokenizer(std::move(compiled)));
+  return compiled;
 }
+
+absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromPatterns(
+    const std::vector<std::string>& patterns) {
+  std::vector<std::unique_ptr<Compiled>> stages;
+  for (const std::string& pattern : patterns) {
+    absl::StatusOr<std::unique_ptr<Compiled>> compiled = Compile(pattern);
+    if (!compiled.ok()) return compiled.status();
+    stages.push_back(*std::move(compiled));
+  }
+  return std::unique_ptr<SplitPreTokenizer>(new SplitPreTokenizer(std::move(stages)));
+}
+
+absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromPattern(
+    const std::string& pattern) {
+  return FromPatterns({pattern});
+}
+
+namespace {
+
+// The pattern one pre-tokenizer of a Sequence contributes (nullopt: none,
+// for ByteLevel without its regex), or why it is not supported.
+absl::StatusOr<std::optional<std::string>> StagePattern(const json& step, bool last,
+                                                        const std::string& where) {
+  const std::string type = step.is_object() ? step.value("type", "") : "";
+  if (type == "Split") {
+    if (last) return absl::UnimplementedError(absl::StrCat(where, ": the last pre-tokenizer must be ByteLevel"));
+    if (step.value("behavior", "") != "Isolated") {
+      return absl::UnimplementedError(absl::StrCat(where, ".behavior: only \"Isolated\" is supported"));
+    }
+    if (absl::Status status = ExpectFalse(step, "invert", where); !status.ok()) return status;
+    if (!step.contains("pattern") || !step["pattern"].is_object() ||
+        !step["pattern"].contains("Regex") || !step["pattern"]["Regex"].is_string()) {
+      return absl::UnimplementedError(
+          absl::StrCat(where, ".pattern: only {\"Regex\": ...} is supported"));
+    }
+    return std::optional<std::string>(step["pattern"]["Regex"].get<std::string>());
+  }
+  if (type == "Digits") {
+    if (last) return absl::UnimplementedError(absl::StrCat(where, ": the last pre-tokenizer must be ByteLevel"));
+    const bool individual = step.value("individual_digits", false);
+    return std::optional<std::string>(individual ? "\\p{N}" : "\\p{N}+");
+  }
+  if (type == "ByteLevel") {
+    if (!last) return absl::UnimplementedError(absl::StrCat(where, ": ByteLevel must come last"));
+    if (absl::Status status = ExpectFalse(step, "add_prefix_space", where); !status.ok()) {
+      return status;
+    }
+    // use_regex defaults to true in `tokenizers`.
+    if (step.value("use_regex", true)) return std::optional<std::string>(std::string(kGpt2SplitPattern));
+    return std::optional<std::string>();
+  }
+  return absl::UnimplementedError(
+      absl::StrCat(where, ": only Split, Digits and a final ByteLevel are supported"));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromJson(
     const json& pre_tokenizer, const std::string& source) {
   const std::string where = absl::StrCat(source, ": pre_tokenizer");
-  if (!pre_tokenizer.is_object() || pre_tokenizer.value("type", "") != "Sequence" ||
-      !pre_tokenizer.contains("pretokenizers") || !pre_tokenizer["pretokenizers"].is_array() ||
-      pre_tokenizer["pretokenizers"].size() != 2) {
-    return absl::UnimplementedError(
-        absl::StrCat(where, ": only a Sequence of [Split, ByteLevel] is supported"));
+  std::vector<json> steps;
+  if (pre_tokenizer.is_object() && pre_tokenizer.value("type", "") == "Sequence" &&
+      pre_tokenizer.contains("pretokenizers") && pre_tokenizer["pretokenizers"].is_array() &&
+      !pre_tokenizer["pretokenizers"].empty()) {
+    for (const json& step : pre_tokenizer["pretokenizers"]) steps.push_back(step);
+  } else if (pre_tokenizer.is_object() && pre_tokenizer.value("type", "") == "ByteLevel") {
+    steps.push_back(pre_tokenizer);
+  } else {
+    return absl::UnimplementedError(absl::StrCat(
+        where, ": only ByteLevel, or a Sequence of Split/Digits steps ending in ByteLevel, is supported"));
   }
-  const json& split = pre_tokenizer["pretokenizers"][0];
-  const json& byte_level = pre_tokenizer["pretokenizers"][1];
-  if (!split.is_object() || split.value("type", "") != "Split") {
-    return absl::UnimplementedError(absl::StrCat(where, ".pretokenizers[0] must be a Split"));
+  std::vector<std::string> patterns;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string step_where = pre_tokenizer.contains("pretokenizers")
+                                       ? absl::StrCat(where, ".pretokenizers[", i, "]")
+                                       : where;
+    absl::StatusOr<std::optional<std::string>> pattern =
+        StagePattern(steps[i], i + 1 == steps.size(), step_where);
+    if (!pattern.ok()) return pattern.status();
+    if (pattern->has_value()) patterns.push_back(**pattern);
   }
-  if (!byte_level.is_object() || byte_level.value("type", "") != "ByteLevel") {
-    return absl::UnimplementedError(absl::StrCat(where, ".pretokenizers[1] must be ByteLevel"));
-  }
-  if (split.value("behavior", "") != "Isolated") {
-    return absl::UnimplementedError(
-        absl::StrCat(where, ".pretokenizers[0].behavior: only \"Isolated\" is supported"));
-  }
-  if (absl::Status status = ExpectFalse(split, "invert", where + ".pretokenizers[0]");
-      !status.ok()) {
-    return status;
-  }
-  if (!split.contains("pattern") || !split["pattern"].is_object() ||
-      !split["pattern"].contains("Regex") || !split["pattern"]["Regex"].is_string()) {
-    return absl::UnimplementedError(
-        absl::StrCat(where, ".pretokenizers[0].pattern: only {\"Regex\": ...} is supported"));
-  }
-  for (const char* field : {"add_prefix_space", "use_regex"}) {
-    if (absl::Status status = ExpectFalse(byte_level, field, where + ".pretokenizers[1]");
-        !status.ok()) {
-      return status;
-    }
-  }
-  absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> result =
-      FromPattern(split["pattern"]["Regex"].get<std::string>());
+  absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> result = FromPatterns(patterns);
   if (!result.ok()) {
     return absl::Status(result.status().code(),
                         absl::StrCat(where, ": ", result.status().message()));
@@ -142,6 +192,25 @@ absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> SplitPreTokenizer::FromJson(
 
 absl::Status SplitPreTokenizer::Split(std::string_view text,
                                       absl::FunctionRef<void(std::string_view)> emit) const {
+  return SplitStage(0, text, emit);
+}
+
+absl::Status SplitPreTokenizer::SplitStage(size_t stage, std::string_view text,
+                                           absl::FunctionRef<void(std::string_view)> emit) const {
+  if (stage == stages_.size()) {
+    if (!text.empty()) emit(text);
+    return absl::OkStatus();
+  }
+  absl::Status status = absl::OkStatus();
+  absl::Status split = SplitOne(*stages_[stage], text, [&](std::string_view piece) {
+    if (status.ok()) status = SplitStage(stage + 1, piece, emit);
+  });
+  if (!split.ok()) return split;
+  return status;
+}
+
+absl::Status SplitPreTokenizer::SplitOne(const Compiled& compiled, std::string_view text,
+                                         absl::FunctionRef<void(std::string_view)> emit) {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   pcre2_match_data* match_data = ThreadMatchData();
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data);
@@ -149,9 +218,9 @@ absl::Status SplitPreTokenizer::Split(std::string_view text,
   size_t search_from = 0;
   size_t piece_start = 0;  // end of the last emitted piece
   while (search_from <= text.size()) {
-    int rc = compiled_->jit ? pcre2_jit_match(compiled_->code, subject, text.size(), search_from,
+    int rc = compiled.jit ? pcre2_jit_match(compiled.code, subject, text.size(), search_from,
                                               PCRE2_NO_UTF_CHECK, match_data, context)
-                            : pcre2_match(compiled_->code, subject, text.size(), search_from,
+                            : pcre2_match(compiled.code, subject, text.size(), search_from,
                                           PCRE2_NO_UTF_CHECK, match_data, context);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && context == nullptr) {
       context = ThreadLargeStackContext();

@@ -1,12 +1,15 @@
-// The pre-tokenizer of a byte-level `tokenizer.json`: a `Split` regex with
-// behavior "Isolated" (every match and every stretch between matches is its own
-// piece), followed by `ByteLevel` with use_regex false (which only maps bytes
-// to characters; the BPE model works on raw bytes, so that step is implicit).
+// The pre-tokenizer of a byte-level `tokenizer.json`: one or more regex
+// splits with behavior "Isolated" (every match and every stretch between
+// matches is its own piece), each applied to the pieces of the one before,
+// followed by `ByteLevel` (which only maps bytes to characters; the BPE model
+// works on raw bytes, so that step is implicit).
 //
-// Accepted "pre_tokenizer" shapes: a Sequence of [Split, ByteLevel], where
-// Split has a "Regex" pattern, behavior "Isolated", invert false, and
-// ByteLevel has add_prefix_space false and use_regex false. Anything else is
-// rejected with UnimplementedError.
+// Accepted "pre_tokenizer" shapes: a Sequence of Split and Digits steps
+// ending in ByteLevel, or a lone ByteLevel. Split needs a "Regex" pattern,
+// behavior "Isolated" and invert false; Digits splits off each digit
+// (individual_digits) or each run of digits; ByteLevel needs
+// add_prefix_space false, and with use_regex (its default) adds GPT-2's split
+// regex as the last stage. Anything else is rejected with UnimplementedError.
 //
 // The regex runs with PCRE2 (JIT when available) and PCRE2_UTF | PCRE2_UCP,
 // after TranslateOnigurumaPattern. Thread-safety: immutable after creation;
@@ -17,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -32,6 +36,9 @@ class SplitPreTokenizer {
       const nlohmann::json& pre_tokenizer, const std::string& source);
   // `pattern` is an Oniguruma-style pattern as written in tokenizer.json.
   static absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> FromPattern(const std::string& pattern);
+  // Several patterns applied in turn, each to the pieces of the one before.
+  static absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> FromPatterns(
+      const std::vector<std::string>& patterns);
 
   ~SplitPreTokenizer();
   SplitPreTokenizer(const SplitPreTokenizer&) = delete;
@@ -44,9 +51,14 @@ class SplitPreTokenizer {
 
  private:
   struct Compiled;
-  explicit SplitPreTokenizer(std::unique_ptr<Compiled> compiled);
+  explicit SplitPreTokenizer(std::vector<std::unique_ptr<Compiled>> stages);
+  static absl::StatusOr<std::unique_ptr<Compiled>> Compile(const std::string& pattern);
+  static absl::Status SplitOne(const Compiled& compiled, std::string_view text,
+                               absl::FunctionRef<void(std::string_view piece)> emit);
+  absl::Status SplitStage(size_t stage, std::string_view text,
+                          absl::FunctionRef<void(std::string_view piece)> emit) const;
 
-  std::unique_ptr<Compiled> compiled_;
+  std::vector<std::unique_ptr<Compiled>> stages_;
 };
 
 }  // namespace duet::tokenizer

@@ -109,6 +109,43 @@ TEST(SplitPreTokenizerTest, SplitsLikeTheReference) {
               ElementsAre(std::string((4 << 20) - 1, ' '), " x"));
 }
 
+// SmolLM2's pre-tokenizer: digits split off one by one, then GPT-2's regex.
+TEST(SplitPreTokenizerTest, ChainedStagesSplitThePiecesOfTheOneBefore) {
+  absl::StatusOr<std::unique_ptr<SplitPreTokenizer>> splitter = SplitPreTokenizer::FromJson(
+      json{{"type", "Sequence"},
+           {"pretokenizers",
+            json::array({{{"type", "Digits"}, {"individual_digits", true}},
+                         {{"type", "ByteLevel"},
+                          {"add_prefix_space", false},
+                          {"trim_offsets", true},
+                          {"use_regex", true}}})}},
+      "test");
+  ASSERT_TRUE(splitter.ok()) << splitter.status();
+  EXPECT_THAT(SplitAll(**splitter, "It's 2024, ok  x"),
+              ElementsAre("It", "'s", " ", "2", "0", "2", "4", ",", " ok", " ", " x"));
+
+  // Digits without individual_digits keeps runs together.
+  splitter = SplitPreTokenizer::FromJson(
+      json{{"type", "Sequence"},
+           {"pretokenizers",
+            json::array({{{"type", "Digits"}, {"individual_digits", false}},
+                         {{"type", "ByteLevel"}, {"add_prefix_space", false}}})}},
+      "test");
+  ASSERT_TRUE(splitter.ok()) << splitter.status();
+  EXPECT_THAT(SplitAll(**splitter, "a12b 345"), ElementsAre("a", "12", "b", " ", "345"));
+
+  // A lone ByteLevel with use_regex is GPT-2's regex alone.
+  splitter = SplitPreTokenizer::FromJson(
+      json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "test");
+  ASSERT_TRUE(splitter.ok()) << splitter.status();
+  EXPECT_THAT(SplitAll(**splitter, "a12b 345"), ElementsAre("a", "12", "b", " 345"));
+
+  // Two regex stages: the second sees only the first one's pieces.
+  splitter = SplitPreTokenizer::FromPatterns({"\\p{N}", "[a-z]+"});
+  ASSERT_TRUE(splitter.ok()) << splitter.status();
+  EXPECT_THAT(SplitAll(**splitter, "ab1cd"), ElementsAre("ab", "1", "cd"));
+}
+
 // A tiny byte-level vocabulary: the 256 bytes, then "he", "ll", "hell",
 // "hello", and two special tokens.
 json TinyTokenizerJson() {
