@@ -41,9 +41,9 @@
 #include "router/engine/engine.h"
 #include "router/workers/worker_group.h"
 
-ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, weights), as the workers see it");
-ABSL_FLAG(std::string, tokenizer, "", "directory with tokenizer.json and tokenizer_config.json; default: --model");
-ABSL_FLAG(std::string, served_model_name, "", "model name reported to clients; default: --model");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, weights) or GGUF file, as the workers see it");
+ABSL_FLAG(std::string, tokenizer, "", "directory with tokenizer.json and tokenizer_config.json; default: --model (a GGUF file: its own vocabulary)");
+ABSL_FLAG(std::string, served_model_name, "", "model name reported to clients; default: --model (a .gguf file: its name without .gguf)");
 ABSL_FLAG(std::string, workers, "", "host:port of every duet-worker, comma-separated, rank 0 first");
 ABSL_FLAG(std::string, parallel, "", "tp or ep; default: ep for mixture-of-experts models, tp otherwise");
 ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
@@ -134,7 +134,12 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
   if (!(absl::GetFlag(FLAGS_max_body_mib) > 0)) return absl::InvalidArgumentError("--max-body-mib must be > 0");
   if (!(absl::GetFlag(FLAGS_workers_wait) >= 0)) return absl::InvalidArgumentError("--workers-wait must be >= 0");
   config.served_model_name = absl::GetFlag(FLAGS_served_model_name);
-  if (config.served_model_name.empty()) config.served_model_name = absl::GetFlag(FLAGS_model);
+  if (config.served_model_name.empty()) {
+    // The --model argument, as vLLM reports it; a .gguf file by its file
+    // name without the extension.
+    const std::filesystem::path model = absl::GetFlag(FLAGS_model);
+    config.served_model_name = model.extension() == ".gguf" ? model.stem().string() : model.string();
+  }
   return config;
 }
 

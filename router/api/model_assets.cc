@@ -1,15 +1,19 @@
 #include "router/api/model_assets.h"
 
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/gguf.h"
+#include "common/gguf_model_config.h"
 #include "common/json_fields.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "router/tokenizer/gguf_vocab.h"
 
 namespace duet::api {
 namespace {
@@ -75,6 +79,40 @@ absl::StatusOr<nlohmann::json> ParseTokenizerConfig(std::string_view text, std::
   return config;
 }
 
+absl::StatusOr<chat_template::ChatTemplate> ParseTemplate(const std::string& source, const std::string& owner) {
+  absl::StatusOr<chat_template::ChatTemplate> parsed = chat_template::ChatTemplate::Parse(source);
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(), StrCat("chat template of ", owner, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+// The text of token `key` (a token id in the metadata), or "" when absent.
+absl::StatusOr<std::string> GgufTokenText(const GgufFile& file, const tokenizer::Tokenizer& tokenizer,
+                                          std::string_view key) {
+  if (file.FindMetadata(key) == nullptr) return std::string();
+  DUET_ASSIGN_OR_RETURN(const int64_t id, file.GetInt(key));
+  const std::optional<std::string_view> token =
+      id >= 0 && id <= INT32_MAX ? tokenizer.IdToToken(static_cast<int32_t>(id)) : std::nullopt;
+  if (!token.has_value()) {
+    return absl::InvalidArgumentError(StrCat(file.path(), ": metadata key ", key, " = ", id, " is not a token id"));
+  }
+  return std::string(*token);
+}
+
+// A GGUF file carries its tokenizer and chat template in its metadata.
+absl::StatusOr<ModelAssets> LoadGgufTokenizer(ModelAssets assets) {
+  DUET_ASSIGN_OR_RETURN(const std::unique_ptr<GgufFile> file, GgufFile::Open(assets.tokenizer_dir));
+  DUET_ASSIGN_OR_RETURN(assets.tokenizer, tokenizer::TokenizerFromGguf(*file));
+  DUET_ASSIGN_OR_RETURN(assets.bos_token, GgufTokenText(*file, *assets.tokenizer, "tokenizer.ggml.bos_token_id"));
+  DUET_ASSIGN_OR_RETURN(assets.eos_token, GgufTokenText(*file, *assets.tokenizer, "tokenizer.ggml.eos_token_id"));
+  if (file->FindMetadata("tokenizer.chat_template") != nullptr) {
+    DUET_ASSIGN_OR_RETURN(const std::string_view source, file->GetString("tokenizer.chat_template"));
+    DUET_ASSIGN_OR_RETURN(assets.chat_template, ParseTemplate(std::string(source), assets.tokenizer_dir));
+  }
+  return assets;
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<std::string>> ChatTemplateSource(std::string_view tokenizer_config_json,
@@ -88,6 +126,7 @@ absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const 
   assets.model_dir = model_dir;
   assets.tokenizer_dir = tokenizer_dir.empty() ? model_dir : tokenizer_dir;
   DUET_ASSIGN_OR_RETURN(assets.config, LoadModelConfig(model_dir));
+  if (IsGgufFile(assets.tokenizer_dir)) return LoadGgufTokenizer(std::move(assets));
 
   const std::filesystem::path dir(assets.tokenizer_dir);
   const std::filesystem::path tokenizer_path = dir / "tokenizer.json";
@@ -112,12 +151,7 @@ absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const 
     DUET_ASSIGN_OR_RETURN(template_source, ReadFile(jinja_path));
   }
   if (template_source.has_value()) {
-    absl::StatusOr<chat_template::ChatTemplate> parsed = chat_template::ChatTemplate::Parse(*template_source);
-    if (!parsed.ok()) {
-      return absl::Status(parsed.status().code(),
-                          StrCat("chat template of ", assets.tokenizer_dir, ": ", parsed.status().message()));
-    }
-    assets.chat_template = *std::move(parsed);
+    DUET_ASSIGN_OR_RETURN(assets.chat_template, ParseTemplate(*template_source, assets.tokenizer_dir));
   }
   return assets;
 }

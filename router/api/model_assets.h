@@ -47,6 +47,9 @@ absl::StatusOr<std::optional<std::string>> ChatTemplateSource(std::string_view t
 // `tokenizer_dir` (empty: model_dir) tokenizer.json and, when present,
 // tokenizer_config.json and chat_template.jinja (which wins over
 // tokenizer_config.json's template, as in transformers). Errors name the file.
+// `model_dir` may name a GGUF file instead: its metadata is the config, and,
+// unless `tokenizer_dir` names a directory, the tokenizer (gguf_vocab.h), the
+// chat template (tokenizer.chat_template) and the bos/eos tokens.
 absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const std::string& tokenizer_dir);
 
 }  // namespace duet::api

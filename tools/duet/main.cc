@@ -19,7 +19,7 @@
 #include "tools/duet/healthcheck_command.h"
 #include "tools/duet/serve_command.h"
 
-ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors)");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors) or a GGUF file");
 ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
 ABSL_FLAG(std::string, prompt, "", "prompt text, tokenized with the model's tokenizer.json");
 ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
@@ -35,12 +35,13 @@ ABSL_FLAG(int32_t, prefill_chunk, 0, "prefill chunk size in tokens; 0 runs the p
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
 // serve
 ABSL_FLAG(std::string, tokenizer, "", "serve: directory with tokenizer.json; default: --model");
-ABSL_FLAG(int32_t, tensor_parallel_size, 2, "serve: worker processes (ranks)");
+ABSL_FLAG(int32_t, tensor_parallel_size, 0,
+          "serve: worker processes (ranks); 0: two where the model splits in two, else one");
 ABSL_FLAG(std::string, host, "127.0.0.1", "serve: address the HTTP and gRPC servers listen on");
 ABSL_FLAG(int32_t, port, 8000, "serve: OpenAI-compatible HTTP port");
 ABSL_FLAG(int32_t, grpc_port, 50051, "serve: gRPC port (duet.v1)");
 ABSL_FLAG(std::string, api_key, "", "serve: require this bearer token on the API");
-ABSL_FLAG(std::string, served_model_name, "", "serve: model name clients use; default: the model directory");
+ABSL_FLAG(std::string, served_model_name, "", "serve: model name clients use; default: the model directory, or a .gguf file's name without .gguf");
 ABSL_FLAG(int32_t, max_model_len, 0, "serve: longest sequence; 0: the model's");
 ABSL_FLAG(int32_t, max_num_seqs, 0, "serve: most sequences in one step; 0: the router's default");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 0, "serve: most tokens in one step; 0: the router's default");

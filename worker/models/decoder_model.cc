@@ -24,7 +24,14 @@ absl::StatusOr<std::vector<float>> RopeFrequencies(const ModelConfig& config) {
         .high_freq_factor = config.rope_scaling->high_freq_factor,
         .original_max_position_embeddings = config.rope_scaling->original_max_position_embeddings};
   }
-  return kernels::RopeInvFreq(rope);
+  absl::StatusOr<std::vector<float>> inv_freq = kernels::RopeInvFreq(rope);
+  if (!inv_freq.ok() || config.rope_freq_factors.empty()) return inv_freq;
+  if (config.rope_freq_factors.size() != inv_freq->size()) {
+    return absl::InvalidArgumentError(StrCat("rope frequency factors: ", config.rope_freq_factors.size(),
+                                             " for ", inv_freq->size(), " frequencies"));
+  }
+  for (size_t i = 0; i < inv_freq->size(); ++i) (*inv_freq)[i] /= config.rope_freq_factors[i];
+  return inv_freq;
 }
 
 absl::Status BatchError(const std::string& what) {

@@ -1,7 +1,5 @@
 #include "worker/models/weight_source.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -10,8 +8,11 @@
 #include "absl/status/status.h"
 #include "common/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/gguf_model_config.h"
 #include "common/half.h"
 #include "glog/logging.h"
+#include "worker/models/gguf_weights.h"
+#include "worker/models/weight_buffer.h"
 
 namespace duet::worker {
 namespace {
@@ -31,28 +32,6 @@ absl::StatusOr<kernels::WeightType> WeightTypeOf(const TensorView& tensor) {
           " is not supported for this weight (F32, F16 or BF16 expected)"));
   }
 }
-
-// Memory for weights that decode streams once per token: 2 MiB aligned and
-// advised to use transparent huge pages, which spares a TLB miss every 4 KiB
-// of a GEMV's stream.
-class HugePageBuffer {
- public:
-  explicit HugePageBuffer(size_t bytes) {
-    constexpr size_t kHugePageBytes = size_t{2} << 20;
-    const size_t rounded = std::max(kHugePageBytes, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
-    data_ = std::aligned_alloc(kHugePageBytes, rounded);
-    CHECK(data_ != nullptr) << "out of memory allocating " << rounded << " bytes of weights";
-    madvise(data_, rounded, MADV_HUGEPAGE);  // best effort: plain pages otherwise
-  }
-  ~HugePageBuffer() { std::free(data_); }
-  HugePageBuffer(const HugePageBuffer&) = delete;
-  HugePageBuffer& operator=(const HugePageBuffer&) = delete;
-
-  void* data() const { return data_; }
-
- private:
-  void* data_;
-};
 
 // Whether `part` lies inside [0, size).
 bool InBounds(IndexRange part, int64_t size) {
@@ -226,6 +205,7 @@ class DummyWeights final : public WeightSource {
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
     const std::string& model_dir) {
+  if (IsGgufFile(model_dir)) return OpenGgufWeights(model_dir);
   absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> checkpoint =
       SafetensorsCheckpoint::Open(model_dir);
   if (!checkpoint.ok()) return checkpoint.status();

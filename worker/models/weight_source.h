@@ -1,5 +1,5 @@
-// Where a model's weights come from: a safetensors checkpoint (tensors used in
-// place, straight from the memory-mapped files) or random "dummy" weights at
+// Where a model's weights come from: a safetensors checkpoint or a GGUF file
+// (tensors used in place, straight from the memory-mapped files) or random "dummy" weights at
 // the shapes the config gives (for benchmarking real shapes without files).
 #ifndef DUET_WORKER_MODELS_WEIGHT_SOURCE_H_
 #define DUET_WORKER_MODELS_WEIGHT_SOURCE_H_
@@ -24,7 +24,9 @@ class WeightSource {
   virtual ~WeightSource() = default;
 
   // The block [row_range, col_range] of a [rows, cols] matrix stored as f32,
-  // f16 or bf16 (a rank's shard). Row ranges are views into the stored
+  // f16, bf16 or (GGUF) one of the block-quantized kernels::WeightTypes (a
+  // rank's shard; a column range of a block-quantized matrix must cover
+  // whole blocks). Row ranges are views into the stored
   // tensor; a partial column range is copied. NotFound when absent;
   // InvalidArgument, naming the tensor, when the shape or dtype differs.
   virtual absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows,
@@ -61,7 +63,8 @@ class WeightSource {
   virtual uint64_t bytes_loaded() const = 0;
 };
 
-// Weights from <model_dir>/model.safetensors or its sharded index.
+// Weights from <model_dir>/model.safetensors or its sharded index, or, when
+// the path names a GGUF file, from that file (gguf_weights.h).
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
     const std::string& model_dir);
 
