@@ -1,0 +1,114 @@
+"""`duet serve` with no --model: the default model, SmolLM2-135M-Instruct as
+the Q4_1 GGUF file scripts/setup.sh installs, served on the CPU and asked
+through the official `openai` client. A real instruct model, so the answers
+are checked for content: greedy decoding answers a factual question right,
+streaming gives the same text, and the chat prompt is the file's own
+template (its token count equals that of jinja2's rendering of the template
+sent as a plain completion).
+"""
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[0]))
+from conftest import build_dir  # noqa: E402
+
+openai = pytest.importorskip("openai")
+jinja2 = pytest.importorskip("jinja2")
+gguf = pytest.importorskip("gguf")
+
+DUET = build_dir() / "tools" / "duet" / "duet"
+MODEL = build_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+START_TIMEOUT = 120
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not DUET.exists() or not MODEL.exists():
+        pytest.fail(f"{DUET} or {MODEL} is missing: run scripts/setup.sh and build everything")
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    port, grpc_port = free_port(), free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(DUET), "serve", "--port", str(port), "--grpc-port", str(grpc_port),
+             "--kv-cache-gib", "0.25", "--max-model-len", "2048", "--threads", "1"],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"ready" not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"duet serve did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield port, log_path
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    port, _ = server
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0,
+                         timeout=120)
+
+
+def test_serve_says_which_model_it_chose(server):
+    _, log_path = server
+    assert "SmolLM2-135M-Instruct" in log_path.read_text()
+
+
+def test_models_lists_the_file_name(client):
+    assert [m.id for m in client.models.list().data] == ["SmolLM2-135M-Instruct.Q4_1"]
+
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_greedy_answer_is_right(client):
+    reply = client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", messages=QUESTION,
+                                           temperature=0, max_tokens=40)
+    text = reply.choices[0].message.content
+    assert "Paris" in text, text
+    assert reply.choices[0].finish_reason == "stop"  # the model ends its turn with <|im_end|>
+    # The prompt is the file's own ChatML template with its default system
+    # prompt, rendered by jinja2.
+    reader = gguf.GGUFReader(str(MODEL))
+    field = reader.fields["tokenizer.chat_template"]
+    template = bytes(field.parts[field.data[0]]).decode()
+    rendered = jinja2.Environment().from_string(template).render(messages=QUESTION,
+                                                                 add_generation_prompt=True)
+    assert rendered.startswith("<|im_start|>system\n")
+    tokens = client.completions.create(model="SmolLM2-135M-Instruct.Q4_1", prompt=rendered,
+                                       max_tokens=1, temperature=0)
+    assert tokens.usage.prompt_tokens == reply.usage.prompt_tokens
+
+
+def test_streaming_gives_the_same_text(client):
+    whole = client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", messages=QUESTION,
+                                           temperature=0, max_tokens=40).choices[0].message.content
+    stream = client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", messages=QUESTION,
+                                            temperature=0, max_tokens=40, stream=True)
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == whole
+
+
+def test_english_continuation(client):
+    reply = client.completions.create(model="SmolLM2-135M-Instruct.Q4_1",
+                                      prompt="The days of the week are Monday, Tuesday,",
+                                      temperature=0, max_tokens=12)
+    assert "Wednesday" in reply.choices[0].text, reply.choices[0].text

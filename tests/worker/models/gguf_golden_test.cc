@@ -1,0 +1,201 @@
+// The default model, SmolLM2-135M-Instruct as a Q4_1 GGUF file, against the
+// two references of tests/golden/fixtures/smollm2_gguf (written by
+// tests/golden/make_gguf_fixtures.py):
+//   - a float64 numpy forward pass over the weights as gguf-py dequantises
+//     them: the same math duet does, so logits agree to fp32 summation noise
+//     (kNumpyAtol) and every greedy pick with a clear margin is identical;
+//   - llama.cpp itself, which rounds activations to 8 bits inside its
+//     quantized dot products: logits agree to that rounding (kLlamaCppAtol).
+// Also the config duet derives from the file's metadata.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/gguf.h"
+#include "common/gguf_model_config.h"
+#include "common/model_config.h"
+#include "common/safetensors.h"
+#include "kernels/ops.h"
+#include "tests/test_paths.h"
+#include "tests/worker/models/golden_reference.h"
+#include "worker/generator.h"
+#include "worker/models/registry.h"
+#include "worker/models/weight_source.h"
+
+namespace duet::worker {
+namespace {
+
+// fp32 with a different summation order than numpy's float64 over 30 layers;
+// the fixture measured the spread it allows (reference.json).
+constexpr float kNumpyAtol = 2e-2f;
+// llama.cpp quantizes activations to 8 bits for its Q4_1/Q8_0 dot products.
+constexpr float kLlamaCppAtol = 0.5f;
+constexpr int kSteps = 16;
+constexpr int kTop = 32;
+
+std::string DefaultModelPath() {
+  return duet::testing::BuildDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+int32_t Argmax(const float* row, int64_t vocab) {
+  return static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+}
+
+class SmolLm2GgufTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string path = DefaultModelPath();
+    ASSERT_TRUE(std::filesystem::exists(path))
+        << path << " is missing: scripts/setup.sh installs it and the build links it";
+    absl::StatusOr<ModelConfig> config = LoadModelConfig(path);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(path);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = model->release();
+    absl::StatusOr<std::unique_ptr<SafetensorsFile>> reference =
+        SafetensorsFile::Open(FixtureDir("smollm2_gguf") + "/reference.safetensors");
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    reference_ = reference->release();
+  }
+
+  static void TearDownTestSuite() {
+    delete model_;
+    delete reference_;
+    model_ = nullptr;
+    reference_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(model_, nullptr);
+    ASSERT_NE(reference_, nullptr);
+    backend_ = kernels::MakeCpuBackend(2);
+  }
+
+  std::unique_ptr<Generator> NewGenerator() {
+    GeneratorOptions options;
+    options.block_size = 16;
+    options.num_blocks = 16;
+    options.block_order.resize(options.num_blocks);
+    std::iota(options.block_order.begin(), options.block_order.end(), 0);
+    absl::StatusOr<std::unique_ptr<Generator>> generator =
+        Generator::Create(*model_, *backend_, options);
+    EXPECT_TRUE(generator.ok()) << generator.status();
+    return generator.ok() ? *std::move(generator) : nullptr;
+  }
+
+  static std::vector<int32_t> Ids(const std::string& name) {
+    return ReadTensor<int32_t>(*reference_, name);
+  }
+  static std::vector<float> Floats(const std::string& name) {
+    return ReadTensor<float>(*reference_, name);
+  }
+
+  // Feeds the prompt, then the numpy reference's greedy tokens, and checks
+  // each of the kSteps rows of logits against both references.
+  void CheckPrompt(int prompt) {
+    const std::string p = "p" + std::to_string(prompt) + "_";
+    const std::vector<int32_t> prompt_ids = Ids(p + "prompt_ids");
+    const std::vector<int32_t> greedy = Ids(p + "greedy_ids");
+    const std::vector<float> margins = Floats("numpy_" + p + "margins");
+    const std::vector<int32_t> top_ids = Ids("numpy_" + p + "top_ids");
+    const std::vector<float> top_logits = Floats("numpy_" + p + "top_logits");
+    const std::vector<float> llamacpp_at_top = Floats("llamacpp_" + p + "logits_at_top");
+    const std::vector<float> last_logits = Floats("numpy_" + p + "prompt_last_logits");
+    const int64_t vocab = model_->config().vocab_size;
+    ASSERT_FALSE(prompt_ids.empty());
+    ASSERT_EQ(greedy.size(), size_t{kSteps});
+    ASSERT_EQ(top_ids.size(), size_t{kSteps * kTop});
+    ASSERT_EQ(last_logits.size(), static_cast<size_t>(vocab));
+
+    std::unique_ptr<Generator> generator = NewGenerator();
+    ASSERT_NE(generator, nullptr);
+    absl::StatusOr<std::vector<float>> logits = generator->Append(prompt_ids, /*all=*/false);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    EXPECT_LE(MaxAbsDiff(logits->data(), last_logits.data(), vocab), kNumpyAtol)
+        << p << "the whole row at the last prompt position";
+    for (int step = 0; step < kSteps; ++step) {
+      float numpy_diff = 0, llamacpp_diff = 0;
+      for (int t = 0; t < kTop; ++t) {
+        const float value = (*logits)[top_ids[step * kTop + t]];
+        numpy_diff = std::max(numpy_diff, std::fabs(value - top_logits[step * kTop + t]));
+        llamacpp_diff = std::max(llamacpp_diff, std::fabs(value - llamacpp_at_top[step * kTop + t]));
+      }
+      EXPECT_LE(numpy_diff, kNumpyAtol) << p << "step " << step;
+      EXPECT_LE(llamacpp_diff, kLlamaCppAtol) << p << "step " << step;
+      if (margins[step] > 2 * kNumpyAtol) {
+        EXPECT_EQ(Argmax(logits->data(), vocab), greedy[step])
+            << p << "step " << step << " (margin " << margins[step] << ")";
+      }
+      if (step + 1 == kSteps) break;
+      logits = generator->Append({greedy[step]}, false);
+      ASSERT_TRUE(logits.ok()) << logits.status();
+    }
+  }
+
+  static DecoderModel* model_;
+  static SafetensorsFile* reference_;
+  std::unique_ptr<kernels::Backend> backend_;
+};
+
+DecoderModel* SmolLm2GgufTest::model_ = nullptr;
+SafetensorsFile* SmolLm2GgufTest::reference_ = nullptr;
+
+TEST_F(SmolLm2GgufTest, ConfigComesFromTheMetadata) {
+  const ModelConfig& config = model_->config();
+  EXPECT_EQ(config.family, ModelFamily::kLlama);
+  EXPECT_EQ(config.num_hidden_layers, 30);
+  EXPECT_EQ(config.hidden_size, 576);
+  EXPECT_EQ(config.intermediate_size, 1536);
+  EXPECT_EQ(config.num_attention_heads, 9);
+  EXPECT_EQ(config.num_key_value_heads, 3);
+  EXPECT_EQ(config.head_dim, 64);
+  EXPECT_EQ(config.vocab_size, 49152);
+  EXPECT_EQ(config.max_position_embeddings, 8192);
+  EXPECT_EQ(config.rope_theta, 100000);
+  EXPECT_NEAR(config.rms_norm_eps, 1e-5, 1e-12);
+  EXPECT_TRUE(config.tie_word_embeddings);
+  EXPECT_FALSE(config.qkv_bias);
+  EXPECT_EQ(config.bos_token_id, 1);
+  EXPECT_EQ(config.eos_token_ids, std::vector<int64_t>{2});
+}
+
+TEST_F(SmolLm2GgufTest, ChatPromptMatchesBothReferences) { CheckPrompt(0); }
+TEST_F(SmolLm2GgufTest, PlainTextMatchesBothReferences) { CheckPrompt(1); }
+TEST_F(SmolLm2GgufTest, ParagraphMatchesBothReferences) { CheckPrompt(2); }
+
+// The greedy continuation of the chat prompt answers the question: llama.cpp
+// and duet pick the same tokens wherever llama.cpp's own margin is clear.
+TEST_F(SmolLm2GgufTest, GreedyTokensAgreeWithLlamaCpp) {
+  for (int prompt = 0; prompt < 3; ++prompt) {
+    const std::string p = "p" + std::to_string(prompt) + "_";
+    const std::vector<int32_t> prompt_ids = Ids(p + "prompt_ids");
+    const std::vector<int32_t> expected = Ids("llamacpp_" + p + "greedy_ids");
+    const std::vector<float> margins = Floats("llamacpp_" + p + "margins");
+    ASSERT_EQ(expected.size(), size_t{kSteps});
+    std::unique_ptr<Generator> generator = NewGenerator();
+    absl::StatusOr<std::vector<float>> logits = generator->Append(prompt_ids, false);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    const int64_t vocab = model_->config().vocab_size;
+    for (int step = 0; step < kSteps; ++step) {
+      // Past the first pick llama.cpp's margin bounds the disagreement; stop
+      // comparing at the first token it could flip.
+      if (margins[step] <= 2 * kLlamaCppAtol) break;
+      const int32_t token = Argmax(logits->data(), vocab);
+      ASSERT_EQ(token, expected[step]) << p << "step " << step;
+      logits = generator->Append({token}, false);
+      ASSERT_TRUE(logits.ok()) << logits.status();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace duet::worker
