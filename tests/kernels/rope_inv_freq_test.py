@@ -16,7 +16,10 @@ TOOL = pathlib.Path(os.environ.get("DUET_BUILD_DIR", "build")) / "tests" / "kern
 def numpy_inv_freq(theta, dim, llama3=None):
     f32 = np.float32
     exponent = np.arange(0, dim, 2, dtype=np.int64).astype(f32) / f32(dim)
-    inv_freq = f32(1.0) / (f32(theta) ** exponent)
+    # theta ** exponent correctly rounded to fp32 (as glibc's powf is): numpy's
+    # own fp32 power may be a vectorised one that is off by more than 1 ulp.
+    power = (np.float64(f32(theta)) ** exponent.astype(np.float64)).astype(f32)
+    inv_freq = f32(1.0) / power
     if llama3 is None:
         return inv_freq
     factor, low_freq_factor, high_freq_factor, old_context_len = llama3

@@ -7,9 +7,12 @@
 
 #include "common/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/gguf.h"
+#include "common/gguf_model_config.h"
 #include "common/model_config.h"
 #include "common/status_macros.h"
 #include "kernels/ops.h"
+#include "router/tokenizer/gguf_vocab.h"
 #include "router/tokenizer/tokenizer.h"
 #include "worker/generator.h"
 #include "worker/models/registry.h"
@@ -31,15 +34,18 @@ absl::StatusOr<std::unique_ptr<kernels::Backend>> MakeBackend(const GenerateOpti
 }
 
 absl::StatusOr<std::unique_ptr<worker::WeightSource>> OpenWeights(const GenerateOptions& options) {
+  // "safetensors" also takes a GGUF file (OpenCheckpointWeights tells them apart).
   if (options.load_format == "safetensors") return worker::OpenCheckpointWeights(options.model_dir);
   if (options.load_format == "dummy") return worker::MakeDummyWeights(/*seed=*/0);
   return absl::InvalidArgumentError(StrCat("unknown load format '", options.load_format,
                                                  "' (safetensors or dummy)"));
 }
 
-// The model directory's tokenizer, when it has one.
-absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> OpenTokenizer(const std::string& model_dir) {
-  return tokenizer::Tokenizer::FromFile(model_dir + "/tokenizer.json");
+// The model directory's tokenizer.json, or the vocabulary of a GGUF file.
+absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> OpenTokenizer(const std::string& model_path) {
+  if (!IsGgufFile(model_path)) return tokenizer::Tokenizer::FromFile(model_path + "/tokenizer.json");
+  DUET_ASSIGN_OR_RETURN(const std::unique_ptr<GgufFile> file, GgufFile::Open(model_path));
+  return tokenizer::TokenizerFromGguf(*file);
 }
 
 }  // namespace

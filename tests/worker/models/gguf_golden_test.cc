@@ -22,6 +22,7 @@
 #include "common/gguf_model_config.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
+#include "common/str_cat.h"
 #include "kernels/ops.h"
 #include "tests/test_paths.h"
 #include "tests/worker/models/golden_reference.h"
@@ -50,20 +51,26 @@ int32_t Argmax(const float* row, int64_t vocab) {
 
 class SmolLm2GgufTest : public ::testing::Test {
  protected:
+  // The model and the fixture are loaded once for all tests; a failure to
+  // load fails every test (an assertion in SetUpTestSuite would only skip).
   static void SetUpTestSuite() {
     const std::string path = DefaultModelPath();
-    ASSERT_TRUE(std::filesystem::exists(path))
-        << path << " is missing: scripts/setup.sh installs it and the build links it";
+    if (!std::filesystem::exists(path)) {
+      *load_error_ = StrCat(path, " is missing: scripts/setup.sh installs it and the build links it");
+      return;
+    }
     absl::StatusOr<ModelConfig> config = LoadModelConfig(path);
-    ASSERT_TRUE(config.ok()) << config.status();
-    absl::StatusOr<std::unique_ptr<WeightSource>> weights = OpenCheckpointWeights(path);
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    absl::StatusOr<std::unique_ptr<DecoderModel>> model = LoadModel(*config, *std::move(weights));
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = model->release();
+    absl::StatusOr<std::unique_ptr<WeightSource>> weights =
+        config.ok() ? OpenCheckpointWeights(path) : config.status();
+    absl::StatusOr<std::unique_ptr<DecoderModel>> model =
+        weights.ok() ? LoadModel(*config, *std::move(weights)) : weights.status();
     absl::StatusOr<std::unique_ptr<SafetensorsFile>> reference =
         SafetensorsFile::Open(FixtureDir("smollm2_gguf") + "/reference.safetensors");
-    ASSERT_TRUE(reference.ok()) << reference.status();
+    if (!model.ok() || !reference.ok()) {
+      *load_error_ = StrCat(model.status().ToString(), "; ", reference.status().ToString());
+      return;
+    }
+    model_ = model->release();
     reference_ = reference->release();
   }
 
@@ -75,8 +82,7 @@ class SmolLm2GgufTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_NE(model_, nullptr);
-    ASSERT_NE(reference_, nullptr);
+    ASSERT_TRUE(model_ != nullptr && reference_ != nullptr) << *load_error_;
     backend_ = kernels::MakeCpuBackend(2);
   }
 
@@ -143,11 +149,13 @@ class SmolLm2GgufTest : public ::testing::Test {
 
   static DecoderModel* model_;
   static SafetensorsFile* reference_;
+  static std::string* load_error_;
   std::unique_ptr<kernels::Backend> backend_;
 };
 
 DecoderModel* SmolLm2GgufTest::model_ = nullptr;
 SafetensorsFile* SmolLm2GgufTest::reference_ = nullptr;
+std::string* SmolLm2GgufTest::load_error_ = new std::string;
 
 TEST_F(SmolLm2GgufTest, ConfigComesFromTheMetadata) {
   const ModelConfig& config = model_->config();
