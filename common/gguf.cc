@@ -364,17 +364,19 @@ absl::StatusOr<GgufContents> ParseGgufBytes(std::span<const std::byte> bytes) {
     }
     if (tensor.offset > data_size || *num_bytes > data_size - tensor.offset) {
       return absl::InvalidArgumentError(
-          StrCat("tensor \"", tensor.name, "\": bytes [", tensor.offset, ", ",
-                 tensor.offset + *num_bytes, ") of the data area run past its end (", data_size,
-                 " bytes)"));
+          StrCat("tensor \"", tensor.name, "\": its ", *num_bytes, " bytes at offset ",
+                 tensor.offset, " of the data area run past its end (", data_size, " bytes)"));
     }
     tensor.num_bytes = *num_bytes;
     tensor.data = bytes.data() + contents.data_offset + tensor.offset;
   }
   std::vector<const GgufTensor*> by_offset;
   for (const GgufTensor& tensor : contents.tensors) by_offset.push_back(&tensor);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  // Ties go to the smaller tensor, so a zero-size tensor sharing another's
+  // start never reads as overlapping it, whatever the file order.
+  std::sort(by_offset.begin(), by_offset.end(), [](const GgufTensor* a, const GgufTensor* b) {
+    return a->offset != b->offset ? a->offset < b->offset : a->num_bytes < b->num_bytes;
+  });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const GgufTensor& before = *by_offset[i - 1];
     if (before.offset + before.num_bytes > by_offset[i]->offset) {
@@ -469,7 +471,8 @@ absl::StatusOr<std::span<const std::string>> GgufFile::GetStringArray(std::strin
 
 absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(std::string_view key) const {
   DUET_ASSIGN_OR_RETURN(const GgufValue* value, Require(key));
-  if (value->type != GgufValueType::kArray || !IsIntegerType(value->element_type)) {
+  if (value->type != GgufValueType::kArray || !IsIntegerType(value->element_type) ||
+      value->element_type == GgufValueType::kBool) {
     return WrongType(key, *value, "an array of integers");
   }
   return value->integers;
@@ -479,7 +482,7 @@ absl::StatusOr<std::vector<double>> GgufFile::GetFloatArray(std::string_view key
   DUET_ASSIGN_OR_RETURN(const GgufValue* value, Require(key));
   if (value->type != GgufValueType::kArray) return WrongType(key, *value, "an array of numbers");
   if (IsFloatType(value->element_type)) return value->reals;
-  if (IsIntegerType(value->element_type)) {
+  if (IsIntegerType(value->element_type) && value->element_type != GgufValueType::kBool) {
     return std::vector<double>(value->integers.begin(), value->integers.end());
   }
   return WrongType(key, *value, "an array of numbers");
