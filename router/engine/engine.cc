@@ -144,8 +144,16 @@ class Engine::Impl {
   const ModelInfo& model_info() const { return model_info_; }
 
   EngineStats stats() const {
-    absl::MutexLock lock(&stats_mu_);
-    return stats_;
+    EngineStats stats;
+    {
+      absl::MutexLock lock(&stats_mu_);
+      stats = stats_;
+    }
+    // Health is read live, not from the last snapshot: a client that has just
+    // been told the workers are down must not find /health still green.
+    absl::MutexLock lock(&mu_);
+    stats.workers_healthy = !workers_broken_;
+    return stats;
   }
 
  private:
