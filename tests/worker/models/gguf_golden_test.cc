@@ -33,11 +33,14 @@
 namespace duet::worker {
 namespace {
 
-// fp32 with a different summation order than numpy's float64 over 30 layers;
-// the fixture measured the spread it allows (reference.json).
-constexpr float kNumpyAtol = 2e-2f;
-// llama.cpp quantizes activations to 8 bits for its Q4_1/Q8_0 dot products.
-constexpr float kLlamaCppAtol = 0.5f;
+// fp32 with a different summation order than numpy's float64 over 30 layers:
+// measured at most 2.5e-5 on logits up to ~25, so every numpy greedy pick
+// (smallest margin 0.066) is checked.
+constexpr float kNumpyAtol = 1e-3f;
+// llama.cpp quantizes activations to 8 bits for its Q4_1/Q8_0 dot products:
+// numpy and llama.cpp differ by at most 0.88 at the top-32 logits
+// (reference.json, llamacpp_vs_numpy_max_abs_diff_at_top).
+constexpr float kLlamaCppAtol = 1.0f;
 constexpr int kSteps = 16;
 constexpr int kTop = 32;
 
@@ -180,29 +183,46 @@ TEST_F(SmolLm2GgufTest, ChatPromptMatchesBothReferences) { CheckPrompt(0); }
 TEST_F(SmolLm2GgufTest, PlainTextMatchesBothReferences) { CheckPrompt(1); }
 TEST_F(SmolLm2GgufTest, ParagraphMatchesBothReferences) { CheckPrompt(2); }
 
-// The greedy continuation of the chat prompt answers the question: llama.cpp
-// and duet pick the same tokens wherever llama.cpp's own margin is clear.
+// llama.cpp's own greedy run, fed back token by token (teacher-forced): duet
+// picks llama.cpp's token wherever llama.cpp's margin is clear of the 8-bit
+// rounding. And left to run free, duet writes llama.cpp's continuation of
+// the two plain-text prompts token for token (the fixture found all 16 numpy
+// picks equal to llama.cpp's there; on the chat prompt llama.cpp's first pick
+// "L" beats "The" by 0.09 only, so the runs part at once).
 TEST_F(SmolLm2GgufTest, GreedyTokensAgreeWithLlamaCpp) {
+  const int64_t vocab = model_->config().vocab_size;
+  int compared = 0;
   for (int prompt = 0; prompt < 3; ++prompt) {
     const std::string p = "p" + std::to_string(prompt) + "_";
     const std::vector<int32_t> prompt_ids = Ids(p + "prompt_ids");
     const std::vector<int32_t> expected = Ids("llamacpp_" + p + "greedy_ids");
     const std::vector<float> margins = Floats("llamacpp_" + p + "margins");
     ASSERT_EQ(expected.size(), size_t{kSteps});
-    std::unique_ptr<Generator> generator = NewGenerator();
-    absl::StatusOr<std::vector<float>> logits = generator->Append(prompt_ids, false);
+    std::unique_ptr<Generator> forced = NewGenerator();
+    std::unique_ptr<Generator> free_running = NewGenerator();
+    ASSERT_NE(forced, nullptr);
+    ASSERT_NE(free_running, nullptr);
+    absl::StatusOr<std::vector<float>> logits = forced->Append(prompt_ids, false);
+    absl::StatusOr<std::vector<float>> own = free_running->Append(prompt_ids, false);
     ASSERT_TRUE(logits.ok()) << logits.status();
-    const int64_t vocab = model_->config().vocab_size;
+    ASSERT_TRUE(own.ok()) << own.status();
+    std::vector<int32_t> own_ids;
     for (int step = 0; step < kSteps; ++step) {
-      // Past the first pick llama.cpp's margin bounds the disagreement; stop
-      // comparing at the first token it could flip.
-      if (margins[step] <= 2 * kLlamaCppAtol) break;
-      const int32_t token = Argmax(logits->data(), vocab);
-      ASSERT_EQ(token, expected[step]) << p << "step " << step;
-      logits = generator->Append({token}, false);
+      if (margins[step] > 2 * kLlamaCppAtol) {
+        EXPECT_EQ(Argmax(logits->data(), vocab), expected[step])
+            << p << "step " << step << " (llama.cpp's margin " << margins[step] << ")";
+        ++compared;
+      }
+      own_ids.push_back(Argmax(own->data(), vocab));
+      if (step + 1 == kSteps) break;
+      logits = forced->Append({expected[step]}, false);
+      own = free_running->Append({own_ids.back()}, false);
       ASSERT_TRUE(logits.ok()) << logits.status();
+      ASSERT_TRUE(own.ok()) << own.status();
     }
+    if (prompt > 0) EXPECT_EQ(own_ids, expected) << p << "free-running greedy";
   }
+  EXPECT_GE(compared, 8);
 }
 
 }  // namespace
