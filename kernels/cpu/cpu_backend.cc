@@ -42,11 +42,26 @@ MatmulColumnsFn MatmulFor(Isa isa) {
   std::abort();  // LOG(FATAL) does not return
 }
 
+// The kernel for block-quantized weights at few rows; null for the scalar ISA,
+// which dequantises panels for every m.
+MatmulColumnsFn QuantMatmulFor(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return nullptr;
+    case Isa::kAvx2:
+      return MatmulQuantColumnsAvx2;
+    case Isa::kAvx512:
+      return MatmulQuantColumnsAvx512;
+  }
+  return nullptr;
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(Isa isa, int num_threads)
       : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t"),
         matmul_(MatmulFor(isa)),
+        quant_matmul_(QuantMatmulFor(isa)),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 
@@ -203,12 +218,26 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  // Block-quantized weights: each task dequantises a panel of weight rows into
-  // fp32 scratch and runs the fp32 kernel on it, so the result is exactly the
-  // fp32 matmul of the dequantised weights (the same order per element, see
-  // matmul_kernels.h) and as batch-invariant. A panel is a multiple of 12 rows
-  // and about 128 KiB, so it stays in L2 while every row of x passes over it.
+  // Block-quantized weights. Up to kMaxFusedRows activation rows (decode),
+  // the SIMD kernels dequantise each block in L1 right before its FMAs, so
+  // the weights stream at their stored size. Beyond that (prefill), and for
+  // the scalar ISA, each task dequantises a panel of weight rows into fp32
+  // scratch once and runs the fp32 kernel over every row of x. Either way the
+  // result is exactly the fp32 matmul of the dequantised weights (the same
+  // order per element, see matmul_kernels.h), so the two paths mix and stay
+  // batch-invariant. A panel is a multiple of 12 rows and about 128 KiB, so
+  // it stays in L2 while every row of x passes over it.
+  static constexpr int64_t kMaxFusedRows = 8;
+
   void MatmulBlockQuantized(const float* x, const Weight& w, float* y, int64_t m) {
+    if (quant_matmul_ != nullptr && m <= kMaxFusedRows) {
+      const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
+      pool_.ParallelFor(num_bands, [&](int64_t band) {
+        const Range columns = ChunkRange(w.rows, num_bands, band, 4);
+        if (columns.begin < columns.end) quant_matmul_(x, m, w, y, columns.begin, columns.end);
+      });
+      return;
+    }
     const int64_t k = w.cols;
     const int64_t row_bytes = WeightRowBytes(w.type, k);
     const int64_t panel_rows = std::max<int64_t>(12, (128 * 1024 / 4) / std::max<int64_t>(k, 1) / 12 * 12);
@@ -234,6 +263,7 @@ class CpuBackend final : public Backend {
 
   const std::string name_;
   const MatmulColumnsFn matmul_;
+  const MatmulColumnsFn quant_matmul_;  // null where the ISA has none
   const VectorKernels& vec_;
   ThreadPool pool_;
 };

@@ -8,7 +8,10 @@
 
 #include <cstdint>
 
+#include <glog/logging.h>
+
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/matmul_quant_tiles.h"
 #include "kernels/cpu/matmul_tiles.h"
 
 namespace duet::kernels::cpu {
@@ -65,6 +68,12 @@ void MatmulColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y, int
                        int64_t n_end) {
   MatmulColumnsForType<Avx2, F32Weights, F16Weights, Bf16Weights, /*kPrefillCols=*/3>(
       x, m, w, y, n_begin, n_end);
+}
+
+void MatmulQuantColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y,
+                            int64_t n_begin, int64_t n_end) {
+  CHECK((quant::QuantColumns<Avx2, /*kCols=*/2>(x, m, w, y, n_begin, n_end)))
+      << "MatmulQuantColumnsAvx2 takes block-quantized weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

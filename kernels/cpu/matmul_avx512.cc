@@ -7,7 +7,10 @@
 
 #include <cstdint>
 
+#include <glog/logging.h>
+
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/cpu/matmul_quant_tiles.h"
 #include "kernels/cpu/matmul_tiles.h"
 
 namespace duet::kernels::cpu {
@@ -66,6 +69,12 @@ void MatmulColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y, i
                          int64_t n_end) {
   MatmulColumnsForType<Avx512, F32Weights, F16Weights, Bf16Weights, /*kPrefillCols=*/4>(
       x, m, w, y, n_begin, n_end);
+}
+
+void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y,
+                            int64_t n_begin, int64_t n_end) {
+  CHECK((quant::QuantColumns<Avx512, /*kCols=*/4>(x, m, w, y, n_begin, n_end)))
+      << "MatmulQuantColumnsAvx512 takes block-quantized weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

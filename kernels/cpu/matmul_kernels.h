@@ -29,6 +29,14 @@ void MatmulColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y, int
 void MatmulColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
                          int64_t n_end);
 
+// Block-quantized weights (GGUF types) dequantised block by block into L1
+// (matmul_quant_tiles.h): bit for bit MatmulColumnsAvx2 / MatmulColumnsAvx512
+// on the dequantised matrix, reading the weights at their stored size.
+void MatmulQuantColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                            int64_t n_end);
+void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y,
+                              int64_t n_begin, int64_t n_end);
+
 }  // namespace duet::kernels::cpu
 
 #endif  // DUET_KERNELS_CPU_MATMUL_KERNELS_H_

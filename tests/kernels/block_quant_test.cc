@@ -177,9 +177,10 @@ TEST(BlockQuantTest, RangeIsASliceOfTheRow) {
   }
 }
 
-// The CPU backend dequantises weight panels and runs its fp32 kernel, so a
+// The CPU backend dequantises weight panels and runs its fp32 kernel, or (AVX2,
+// few rows) dequantises block by block inside its own kernel: either way a
 // block-quantized matmul is bit for bit the fp32 matmul of the dequantised
-// matrix, for every ISA, thread count and panel split.
+// matrix, for every ISA, thread count, row count and panel split.
 TEST(BlockQuantTest, CpuMatmulEqualsFp32MatmulOfDequantisedWeights) {
   uint32_t seed = 50;
   for (const cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
@@ -188,7 +189,7 @@ TEST(BlockQuantTest, CpuMatmulEqualsFp32MatmulOfDequantisedWeights) {
       std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, threads);
       for (WeightType type : {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1,
                               WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K}) {
-        for (int64_t m : {1, 5}) {
+        for (int64_t m : {1, 2, 5, 8, 9, 13}) {
           for (int64_t k : {256, 2048}) {
             const int64_t n = 301;  // several panels and a ragged last one
             const std::string what = absl::StrCat(std::string(backend->name()), " ", std::string(WeightTypeName(type)),
