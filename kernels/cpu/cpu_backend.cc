@@ -62,6 +62,9 @@ class CpuBackend final : public Backend {
       : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t"),
         matmul_(MatmulFor(isa)),
         quant_matmul_(QuantMatmulFor(isa)),
+        dequantize_rows_(isa == Isa::kAvx512 ? DequantizeRowsAvx512
+                         : isa == Isa::kAvx2 ? DequantizeRowsAvx2
+                                             : nullptr),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 
@@ -249,9 +252,13 @@ class CpuBackend final : public Backend {
       const int64_t rows = std::min(panel_rows, w.rows - n0);
       weights.resize(static_cast<size_t>(rows * k));
       out.resize(static_cast<size_t>(rows * m));
-      const std::byte* source = static_cast<const std::byte*>(w.data) + n0 * row_bytes;
-      for (int64_t r = 0; r < rows; ++r) {
-        DequantizeRow(w.type, source + r * row_bytes, k, weights.data() + r * k);
+      if (dequantize_rows_ != nullptr) {
+        dequantize_rows_(w, n0, rows, weights.data());
+      } else {
+        const std::byte* source = static_cast<const std::byte*>(w.data) + n0 * row_bytes;
+        for (int64_t r = 0; r < rows; ++r) {
+          DequantizeRow(w.type, source + r * row_bytes, k, weights.data() + r * k);
+        }
       }
       const Weight dense{.data = weights.data(), .type = WeightType::kF32, .rows = rows, .cols = k};
       matmul_(x, m, dense, out.data(), 0, rows);
@@ -263,7 +270,8 @@ class CpuBackend final : public Backend {
 
   const std::string name_;
   const MatmulColumnsFn matmul_;
-  const MatmulColumnsFn quant_matmul_;  // null where the ISA has none
+  const MatmulColumnsFn quant_matmul_;      // null where the ISA has none
+  const DequantizeRowsFn dequantize_rows_;  // null: the scalar DequantizeRow
   const VectorKernels& vec_;
   ThreadPool pool_;
 };

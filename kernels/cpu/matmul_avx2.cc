@@ -33,6 +33,36 @@ struct Avx2 {
   static float Fma1(float a, float b, float c) {
     return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
   }
+  // matmul_quant_tiles.h's widening stores: 16 signed bytes as 2 × 8 floats.
+  static void Widen(__m128i bytes, __m256* lo, __m256* hi) {
+    *lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+    *hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)));
+  }
+  static void StoreScaled16(__m128i bytes, float scale, float* out) {
+    __m256 lo, hi;
+    Widen(bytes, &lo, &hi);
+    const __m256 s = _mm256_set1_ps(scale);
+    _mm256_storeu_ps(out, _mm256_mul_ps(lo, s));
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(hi, s));
+  }
+  static void StoreAffine16(__m128i bytes, float scale, float offset, float* out) {
+    __m256 lo, hi;
+    Widen(bytes, &lo, &hi);
+    const __m256 s = _mm256_set1_ps(scale), o = _mm256_set1_ps(offset);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(lo, s), o));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(hi, s), o));
+  }
+  static void StoreScaledMinus16(__m128i bytes, float scale, float offset, float* out) {
+    __m256 lo, hi;
+    Widen(bytes, &lo, &hi);
+    const __m256 s = _mm256_set1_ps(scale), o = _mm256_set1_ps(offset);
+    _mm256_storeu_ps(out, _mm256_sub_ps(_mm256_mul_ps(s, lo), o));
+    _mm256_storeu_ps(out + 8, _mm256_sub_ps(_mm256_mul_ps(s, hi), o));
+  }
+  static void StoreScaledMinus32(__m256i bytes, float scale, float offset, float* out) {
+    StoreScaledMinus16(_mm256_castsi256_si128(bytes), scale, offset, out);
+    StoreScaledMinus16(_mm256_extracti128_si256(bytes, 1), scale, offset, out + 16);
+  }
 };
 
 struct F32Weights {
@@ -74,6 +104,11 @@ void MatmulQuantColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y
                             int64_t n_begin, int64_t n_end) {
   CHECK((quant::QuantColumns<Avx2, /*kCols=*/2>(x, m, w, y, n_begin, n_end)))
       << "MatmulQuantColumnsAvx2 takes block-quantized weights, not " << WeightTypeName(w.type);
+}
+
+void DequantizeRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out) {
+  CHECK(quant::DequantizeRows<Avx2>(w, first, rows, out))
+      << "DequantizeRowsAvx2 takes block-quantized weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

@@ -34,6 +34,23 @@ struct Avx512 {
   static float Fma1(float a, float b, float c) {
     return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
   }
+  // matmul_quant_tiles.h's widening stores: 16 signed bytes as 16 floats.
+  static __m512 Widen(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
+  static void StoreScaled16(__m128i bytes, float scale, float* out) {
+    _mm512_storeu_ps(out, _mm512_mul_ps(Widen(bytes), _mm512_set1_ps(scale)));
+  }
+  static void StoreAffine16(__m128i bytes, float scale, float offset, float* out) {
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(Widen(bytes), _mm512_set1_ps(scale)),
+                                       _mm512_set1_ps(offset)));
+  }
+  static void StoreScaledMinus16(__m128i bytes, float scale, float offset, float* out) {
+    _mm512_storeu_ps(out, _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(scale), Widen(bytes)),
+                                       _mm512_set1_ps(offset)));
+  }
+  static void StoreScaledMinus32(__m256i bytes, float scale, float offset, float* out) {
+    StoreScaledMinus16(_mm256_castsi256_si128(bytes), scale, offset, out);
+    StoreScaledMinus16(_mm256_extracti128_si256(bytes, 1), scale, offset, out + 16);
+  }
 };
 
 struct F32Weights {
@@ -75,6 +92,11 @@ void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float*
                             int64_t n_begin, int64_t n_end) {
   CHECK((quant::QuantColumns<Avx512, /*kCols=*/4>(x, m, w, y, n_begin, n_end)))
       << "MatmulQuantColumnsAvx512 takes block-quantized weights, not " << WeightTypeName(w.type);
+}
+
+void DequantizeRowsAvx512(const Weight& w, int64_t first, int64_t rows, float* out) {
+  CHECK(quant::DequantizeRows<Avx512>(w, first, rows, out))
+      << "DequantizeRowsAvx512 takes block-quantized weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

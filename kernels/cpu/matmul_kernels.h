@@ -37,6 +37,13 @@ void MatmulQuantColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y
 void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y,
                               int64_t n_begin, int64_t n_end);
 
+// Rows [first, first + rows) of block-quantized `w` as fp32 into out
+// ([rows, w.cols]): bit for bit DequantizeRow (kernels/block_quant.h), with
+// the same kernels' SIMD dequantisers.
+using DequantizeRowsFn = void (*)(const Weight& w, int64_t first, int64_t rows, float* out);
+void DequantizeRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out);
+void DequantizeRowsAvx512(const Weight& w, int64_t first, int64_t rows, float* out);
+
 }  // namespace duet::kernels::cpu
 
 #endif  // DUET_KERNELS_CPU_MATMUL_KERNELS_H_

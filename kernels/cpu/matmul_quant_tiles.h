@@ -26,7 +26,13 @@
 
 namespace duet::kernels::cpu::quant {
 
-// Byte-level helpers; S only ties their linkage to the including unit.
+// Byte-level helpers. S provides the widening stores, each over 16 signed
+// bytes at out, in its own vector width:
+//   StoreScaled16(bytes, scale, out):            out[i] = float(b[i]) * scale
+//   StoreAffine16(bytes, scale, offset, out):    out[i] = float(b[i]) * scale + offset
+//   StoreScaledMinus16(bytes, scale, offset, out): out[i] = scale * float(b[i]) - offset
+//   StoreScaledMinus32(bytes, scale, offset, out): the same over 32 bytes
+// (each a product, then a sum: block_quant.cc's rounding).
 template <typename S>
 struct Bytes {
   static float HalfAt(const uint8_t* p) {
@@ -39,36 +45,15 @@ struct Bytes {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
   static __m128i LowNibble(__m128i bytes) { return _mm_and_si128(bytes, _mm_set1_epi8(0x0F)); }
+  // The 8 bytes of `packed` (least significant first) as 8 floats.
+  static __m256 Bytes8ToFloats(uint64_t packed) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(packed))));
+  }
+  // 8 signed bytes as 8 floats.
+  static __m256 SignedBytes8ToFloats(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
 
-  // 16 signed bytes as two vectors of 8 floats.
-  static void Widen(__m128i bytes, __m256* lo, __m256* hi) {
-    *lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
-    *hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)));
-  }
-  // out[i] = float(bytes[i]) * scale for 16 signed bytes.
-  static void StoreScaled16(__m128i bytes, __m256 scale, float* out) {
-    __m256 lo, hi;
-    Widen(bytes, &lo, &hi);
-    _mm256_store_ps(out, _mm256_mul_ps(lo, scale));
-    _mm256_store_ps(out + 8, _mm256_mul_ps(hi, scale));
-  }
-  // out[i] = float(bytes[i]) * scale + offset (a product, then a sum).
-  static void StoreAffine16(__m128i bytes, __m256 scale, __m256 offset, float* out) {
-    __m256 lo, hi;
-    Widen(bytes, &lo, &hi);
-    _mm256_store_ps(out, _mm256_add_ps(_mm256_mul_ps(lo, scale), offset));
-    _mm256_store_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(hi, scale), offset));
-  }
-  // out[i] = scale * float(bytes[i]) - offset for 32 bytes.
-  static void StoreScaledMinus32(__m256i bytes, __m256 scale, __m256 offset, float* out) {
-    const __m128i halves[2] = {_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)};
-    for (int h = 0; h < 2; ++h) {
-      __m256 lo, hi;
-      Widen(halves[h], &lo, &hi);
-      _mm256_store_ps(out + 16 * h, _mm256_sub_ps(_mm256_mul_ps(scale, lo), offset));
-      _mm256_store_ps(out + 16 * h + 8, _mm256_sub_ps(_mm256_mul_ps(scale, hi), offset));
-    }
-  }
   // The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block.
   static void ScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
     if (j < 4) {
@@ -81,15 +66,17 @@ struct Bytes {
   }
 };
 
+// The 32-value blocks are inlined into Tile (the call would cost as much as
+// the block); the 256-value ones are not (four inlined copies crowd the loop).
 template <typename S>
 struct Q8_0 {
   using B = Bytes<S>;
   static constexpr int kElements = 32;
   static constexpr int kBytes = 34;
-  static void Dequantize(const uint8_t* block, float* out) {
-    const __m256 d = _mm256_set1_ps(B::HalfAt(block));
-    B::StoreScaled16(B::Load16(block + 2), d, out);
-    B::StoreScaled16(B::Load16(block + 18), d, out + 16);
+  [[gnu::always_inline]] static void Dequantize(const uint8_t* block, float* out) {
+    const float d = B::HalfAt(block);
+    S::StoreScaled16(B::Load16(block + 2), d, out);
+    S::StoreScaled16(B::Load16(block + 18), d, out + 16);
   }
 };
 
@@ -98,12 +85,12 @@ struct Q4_0 {
   using B = Bytes<S>;
   static constexpr int kElements = 32;
   static constexpr int kBytes = 18;
-  static void Dequantize(const uint8_t* block, float* out) {
-    const __m256 d = _mm256_set1_ps(B::HalfAt(block));
+  [[gnu::always_inline]] static void Dequantize(const uint8_t* block, float* out) {
+    const float d = B::HalfAt(block);
     const __m128i q = B::Load16(block + 2);
     const __m128i eight = _mm_set1_epi8(8);
-    B::StoreScaled16(_mm_sub_epi8(B::LowNibble(q), eight), d, out);
-    B::StoreScaled16(_mm_sub_epi8(B::LowNibble(_mm_srli_epi16(q, 4)), eight), d, out + 16);
+    S::StoreScaled16(_mm_sub_epi8(B::LowNibble(q), eight), d, out);
+    S::StoreScaled16(_mm_sub_epi8(B::LowNibble(_mm_srli_epi16(q, 4)), eight), d, out + 16);
   }
 };
 
@@ -112,12 +99,12 @@ struct Q4_1 {
   using B = Bytes<S>;
   static constexpr int kElements = 32;
   static constexpr int kBytes = 20;
-  static void Dequantize(const uint8_t* block, float* out) {
-    const __m256 d = _mm256_set1_ps(B::HalfAt(block));
-    const __m256 m = _mm256_set1_ps(B::HalfAt(block + 2));
+  [[gnu::always_inline]] static void Dequantize(const uint8_t* block, float* out) {
+    const float d = B::HalfAt(block);
+    const float m = B::HalfAt(block + 2);
     const __m128i q = B::Load16(block + 4);
-    B::StoreAffine16(B::LowNibble(q), d, m, out);
-    B::StoreAffine16(B::LowNibble(_mm_srli_epi16(q, 4)), d, m, out + 16);
+    S::StoreAffine16(B::LowNibble(q), d, m, out);
+    S::StoreAffine16(B::LowNibble(_mm_srli_epi16(q, 4)), d, m, out + 16);
   }
 };
 
@@ -136,12 +123,22 @@ struct K4 {
     const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     const __m256i sixteen = _mm256_set1_epi8(16);
     const __m256i qh = kFifthBit ? B::Load32(block + 16) : _mm256_setzero_si256();
-    for (int pair = 0; pair < 4; ++pair) {
+    // The 8 sub-block scales d * scale and mins dmin * min, as 8-lane fp32
+    // products (the scalar cvtsi2ss chain would stall on its false
+    // dependencies).
+    uint64_t packed_scales = 0, packed_mins = 0;
+    for (int j = 0; j < 8; ++j) {
       uint8_t scale, min;
-      B::ScaleMinK4(2 * pair, scales, &scale, &min);
-      const float d1 = d * scale, m1 = dmin * min;
-      B::ScaleMinK4(2 * pair + 1, scales, &scale, &min);
-      const float d2 = d * scale, m2 = dmin * min;
+      B::ScaleMinK4(j, scales, &scale, &min);
+      packed_scales |= uint64_t{scale} << (8 * j);
+      packed_mins |= uint64_t{min} << (8 * j);
+    }
+    alignas(32) float d_sub[8], m_sub[8];
+    _mm256_store_ps(d_sub, _mm256_mul_ps(_mm256_set1_ps(d), B::Bytes8ToFloats(packed_scales)));
+    _mm256_store_ps(m_sub, _mm256_mul_ps(_mm256_set1_ps(dmin), B::Bytes8ToFloats(packed_mins)));
+    for (int pair = 0; pair < 4; ++pair) {
+      const float d1 = d_sub[2 * pair], m1 = m_sub[2 * pair];
+      const float d2 = d_sub[2 * pair + 1], m2 = m_sub[2 * pair + 1];
       const __m256i q = B::Load32(qs + 32 * pair);
       __m256i low = _mm256_and_si256(q, low_nibble);
       __m256i high = _mm256_and_si256(_mm256_srli_epi16(q, 4), low_nibble);
@@ -153,8 +150,8 @@ struct K4 {
         high = _mm256_or_si256(
             high, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, high_bit), high_bit), sixteen));
       }
-      B::StoreScaledMinus32(low, _mm256_set1_ps(d1), _mm256_set1_ps(m1), out + 64 * pair);
-      B::StoreScaledMinus32(high, _mm256_set1_ps(d2), _mm256_set1_ps(m2), out + 64 * pair + 32);
+      S::StoreScaledMinus32(low, d1, m1, out + 64 * pair);
+      S::StoreScaledMinus32(high, d2, m2, out + 64 * pair + 32);
     }
   }
 };
@@ -170,11 +167,16 @@ struct Q6_K {
     const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     const __m256i two_bits = _mm256_set1_epi8(3);
     const __m256i thirty_two = _mm256_set1_epi8(32);
+    // The 16 sub-block scales d * sc as fp32 products, 8 lanes at a time.
+    alignas(32) float d_sub[16];
+    const __m256 dv = _mm256_set1_ps(d);
+    _mm256_store_ps(d_sub, _mm256_mul_ps(dv, B::SignedBytes8ToFloats(scales)));
+    _mm256_store_ps(d_sub + 8, _mm256_mul_ps(dv, B::SignedBytes8ToFloats(scales + 8)));
     for (int half = 0; half < 2; ++half) {
       const __m256i low0 = B::Load32(block + 64 * half);
       const __m256i low1 = B::Load32(block + 64 * half + 32);
       const __m256i high = B::Load32(block + 128 + 32 * half);
-      const int8_t* sc = scales + 8 * half;
+      const float* sc = d_sub + 8 * half;
       float* y = out + 128 * half;
       // Quarter i (values 32i..32i+31): low nibbles of low0/low1 for i = 0/1,
       // high nibbles for i = 2/3; the two top bits are bits 2i, 2i+1 of high.
@@ -186,15 +188,18 @@ struct Q6_K {
         const __m256i top =
             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * i), two_bits), 4);
         const __m256i q = _mm256_sub_epi8(_mm256_or_si256(quarters[i], top), thirty_two);
-        // Values 32i + l use scale sc[l / 16 + 2i]; (d * scale) * q as block_quant.cc.
-        B::StoreScaled16(_mm256_castsi256_si128(q),
-                         _mm256_set1_ps(d * static_cast<float>(sc[2 * i])), y + 32 * i);
-        B::StoreScaled16(_mm256_extracti128_si256(q, 1),
-                         _mm256_set1_ps(d * static_cast<float>(sc[2 * i + 1])), y + 32 * i + 16);
+        // Values 32i + l use scale l / 16 + 2i; (d * scale) * q as block_quant.cc.
+        S::StoreScaled16(_mm256_castsi256_si128(q), sc[2 * i], y + 32 * i);
+        S::StoreScaled16(_mm256_extracti128_si256(q, 1), sc[2 * i + 1], y + 32 * i + 16);
       }
     }
   }
 };
+
+// How far ahead Tile prefetches each weight row: about 4 KiB, the best of
+// 0.5-8 KiB on decode. A prefetch past the end of the matrix never faults.
+template <typename D>
+constexpr int64_t kPrefetchBlocks = (4096 + D::kBytes - 1) / D::kBytes;
 
 // y[r * ldy + j] for r < kRows, j < kCols. x: [kRows, k] (row stride k);
 // w: kCols rows of row_bytes each. k is a whole number of blocks (a multiple
@@ -211,7 +216,16 @@ void Tile(const float* x, const uint8_t* w, int64_t row_bytes, int64_t k, float*
   const int64_t num_blocks = k / D::kElements;
   for (int64_t b = 0; b < num_blocks; ++b) {
 #pragma GCC unroll 4
-    for (int j = 0; j < kCols; ++j) D::Dequantize(w + j * row_bytes + b * D::kBytes, block[j]);
+    for (int j = 0; j < kCols; ++j) {
+      // A few blocks ahead on each row: kCols rows are too many streams for
+      // the hardware prefetcher to follow at decode's rate.
+      const char* ahead =
+          reinterpret_cast<const char*>(w + j * row_bytes + (b + kPrefetchBlocks<D>) * D::kBytes);
+#pragma GCC unroll 4
+      for (int line = 0; line < D::kBytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+      _mm_prefetch(ahead + D::kBytes - 1, _MM_HINT_T0);
+      D::Dequantize(w + j * row_bytes + b * D::kBytes, block[j]);
+    }
     const float* xb = x + b * D::kElements;
     for (int kk = 0; kk < D::kElements; kk += S::kLanes) {
       typename S::Vec weights[kCols];
@@ -278,6 +292,43 @@ bool QuantColumns(const float* x, int64_t m, const Weight& w, float* y, int64_t 
       return Columns<S, K4<S, true>, kCols>(x, m, w, y, n_begin, n_end), true;
     case WeightType::kQ6_K:
       return Columns<S, Q6_K<S>, kCols>(x, m, w, y, n_begin, n_end), true;
+    case WeightType::kF32:
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return false;
+  }
+  return false;
+}
+
+// Row-major dequantisation of `rows` rows of `w` from row `first` into out
+// ([rows, w.cols] fp32), bit for bit block_quant.cc's DequantizeRow; false
+// for the float types.
+template <typename S>
+bool DequantizeRows(const Weight& w, int64_t first, int64_t rows, float* out) {
+  auto run = [&]<typename D>(D*) {
+    const int64_t k = w.cols;
+    const int64_t row_bytes = k / D::kElements * D::kBytes;
+    const auto* bytes = static_cast<const uint8_t*>(w.data) + first * row_bytes;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < k / D::kElements; ++b) {
+        D::Dequantize(bytes + r * row_bytes + b * D::kBytes, out + r * k + b * D::kElements);
+      }
+    }
+    return true;
+  };
+  switch (w.type) {
+    case WeightType::kQ8_0:
+      return run(static_cast<Q8_0<S>*>(nullptr));
+    case WeightType::kQ4_0:
+      return run(static_cast<Q4_0<S>*>(nullptr));
+    case WeightType::kQ4_1:
+      return run(static_cast<Q4_1<S>*>(nullptr));
+    case WeightType::kQ4_K:
+      return run(static_cast<K4<S, false>*>(nullptr));
+    case WeightType::kQ5_K:
+      return run(static_cast<K4<S, true>*>(nullptr));
+    case WeightType::kQ6_K:
+      return run(static_cast<Q6_K<S>*>(nullptr));
     case WeightType::kF32:
     case WeightType::kF16:
     case WeightType::kBF16:

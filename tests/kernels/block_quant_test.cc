@@ -17,6 +17,7 @@
 #include "common/half.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/matmul_kernels.h"
 #include "kernels/ops.h"
 #include "tests/kernels/test_util.h"
 
@@ -174,6 +175,30 @@ TEST(BlockQuantTest, RangeIsASliceOfTheRow) {
     DequantizeRowRange(type, w.bytes.data(), block, 3 * block, slice.data());
     EXPECT_EQ(slice, std::vector<float>(w.values.begin() + block, w.values.begin() + 3 * block))
         << WeightTypeName(type);
+  }
+}
+
+// The SIMD dequantisers the CPU kernels use give DequantizeRow's values bit
+// for bit, every block type, rows taken from the middle of the matrix.
+TEST(BlockQuantTest, SimdDequantisersEqualDequantizeRow) {
+  struct Variant {
+    cpu::Isa isa;
+    cpu::DequantizeRowsFn fn;
+  };
+  uint32_t seed = 90;
+  for (const Variant& variant : {Variant{cpu::Isa::kAvx2, cpu::DequantizeRowsAvx2},
+                                 Variant{cpu::Isa::kAvx512, cpu::DequantizeRowsAvx512}}) {
+    if (!cpu::IsaSupported(variant.isa)) continue;
+    for (WeightType type : {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1,
+                            WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K}) {
+      const int64_t rows = 7, cols = 3 * 256;
+      const TestWeight w = MakeTestWeight(type, rows, cols, ++seed);
+      std::vector<float> simd(4 * cols);
+      variant.fn(w.view(), 2, 4, simd.data());
+      const std::vector<float> expected(w.values.begin() + 2 * cols, w.values.begin() + 6 * cols);
+      EXPECT_EQ(std::memcmp(simd.data(), expected.data(), simd.size() * 4), 0)
+          << cpu::IsaName(variant.isa) << " " << WeightTypeName(type);
+    }
   }
 }
 
