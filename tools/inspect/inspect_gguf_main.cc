@@ -26,6 +26,7 @@
 #include "kernels/block_quant.h"
 #include "kernels/ops.h"
 #include "nlohmann/json.hpp"
+#include "worker/models/gguf_weights.h"
 
 namespace duet {
 namespace {
@@ -105,21 +106,6 @@ Json FileJson(const GgufFile& file) {
           {"tensors", std::move(tensors)}};
 }
 
-std::optional<kernels::WeightType> WeightTypeOf(uint32_t type_id) {
-  switch (static_cast<GgmlType>(type_id)) {
-    case GgmlType::kF32: return kernels::WeightType::kF32;
-    case GgmlType::kF16: return kernels::WeightType::kF16;
-    case GgmlType::kBF16: return kernels::WeightType::kBF16;
-    case GgmlType::kQ8_0: return kernels::WeightType::kQ8_0;
-    case GgmlType::kQ4_0: return kernels::WeightType::kQ4_0;
-    case GgmlType::kQ4_1: return kernels::WeightType::kQ4_1;
-    case GgmlType::kQ4_K: return kernels::WeightType::kQ4_K;
-    case GgmlType::kQ5_K: return kernels::WeightType::kQ5_K;
-    case GgmlType::kQ6_K: return kernels::WeightType::kQ6_K;
-    default: return std::nullopt;
-  }
-}
-
 // Writes `tensor_name` of `file` to `out_path` as fp32 rows.
 absl::Status Dequantize(const GgufFile& file, const std::string& tensor_name,
                         const std::string& out_path) {
@@ -127,12 +113,8 @@ absl::Status Dequantize(const GgufFile& file, const std::string& tensor_name,
   if (tensor == nullptr) {
     return absl::NotFoundError(StrCat(file.path(), ": no tensor \"", tensor_name, "\""));
   }
-  const std::optional<kernels::WeightType> type = WeightTypeOf(tensor->type_id);
-  if (!type) {
-    return absl::UnimplementedError(StrCat(file.path(), ": tensor \"", tensor_name, "\" is ",
-                                           GgmlTypeName(tensor->type_id),
-                                           ", which duet cannot dequantize"));
-  }
+  const absl::StatusOr<kernels::WeightType> type = worker::WeightTypeOfGgml(tensor->type_id, tensor_name);
+  if (!type.ok()) return absl::UnimplementedError(StrCat(file.path(), ": ", type.status().message()));
   std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
   if (!out) return absl::PermissionDeniedError(StrCat(out_path, ": cannot open for writing"));
   const int64_t cols = tensor->dims[0];
