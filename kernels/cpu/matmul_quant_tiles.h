@@ -53,17 +53,6 @@ struct Bytes {
   static __m256 SignedBytes8ToFloats(const int8_t* p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
-
-  // The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block.
-  static void ScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
-    if (j < 4) {
-      *scale = scales[j] & 63;
-      *min = scales[j + 4] & 63;
-    } else {
-      *scale = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
-      *min = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-    }
-  }
 };
 
 // The 32-value blocks are inlined into Tile (the call would cost as much as
@@ -126,13 +115,17 @@ struct K4 {
     // The 8 sub-block scales d * scale and mins dmin * min, as 8-lane fp32
     // products (the scalar cvtsi2ss chain would stall on its false
     // dependencies).
-    uint64_t packed_scales = 0, packed_mins = 0;
-    for (int j = 0; j < 8; ++j) {
-      uint8_t scale, min;
-      B::ScaleMinK4(j, scales, &scale, &min);
-      packed_scales |= uint64_t{scale} << (8 * j);
-      packed_mins |= uint64_t{min} << (8 * j);
-    }
+    // Bytes 0-3 hold scales 0-3 (low 6 bits; top 2: the high bits of scale
+    // 4-7), bytes 4-7 mins 0-3 (likewise for mins 4-7), bytes 8-11 the low
+    // nibbles of scales 4-7 and high nibbles of mins 4-7: unpacked a 32-bit
+    // word (four sub-blocks) at a time.
+    uint32_t words[3];
+    std::memcpy(words, scales, sizeof(words));
+    const uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, low2 = 0x03030303;
+    const uint32_t scales_high = (words[2] & low4) | (((words[0] >> 6) & low2) << 4);
+    const uint32_t mins_high = ((words[2] >> 4) & low4) | (((words[1] >> 6) & low2) << 4);
+    const uint64_t packed_scales = (words[0] & low6) | (uint64_t{scales_high} << 32);
+    const uint64_t packed_mins = (words[1] & low6) | (uint64_t{mins_high} << 32);
     alignas(32) float d_sub[8], m_sub[8];
     _mm256_store_ps(d_sub, _mm256_mul_ps(_mm256_set1_ps(d), B::Bytes8ToFloats(packed_scales)));
     _mm256_store_ps(m_sub, _mm256_mul_ps(_mm256_set1_ps(dmin), B::Bytes8ToFloats(packed_mins)));
