@@ -371,7 +371,20 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view config_json,
   return config;
 }
 
+absl::Status CheckModelPath(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) {
+    return absl::NotFoundError(StrCat(path, ": no such file or directory (a model is a GGUF file "
+                                      "or a Hugging Face model directory)"));
+  }
+  if (std::filesystem::is_directory(status) || IsGgufFile(path)) return absl::OkStatus();
+  return absl::InvalidArgumentError(StrCat(path, ": not a GGUF file (it does not start with "
+                                           "\"GGUF\") and not a model directory"));
+}
+
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  DUET_RETURN_IF_ERROR(CheckModelPath(model_dir));
   if (IsGgufFile(model_dir)) {
     DUET_ASSIGN_OR_RETURN(const std::unique_ptr<GgufFile> file, GgufFile::Open(model_dir));
     return ModelConfigFromGguf(*file);

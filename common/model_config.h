@@ -147,10 +147,15 @@ absl::StatusOr<ModelConfig> ParseModelConfig(
     std::optional<std::string_view> generation_config_json = std::nullopt,
     std::string_view generation_config_name = "generation_config.json");
 
+// Whether `path` can name a model: a directory, or a file that starts with
+// GGUF's magic. NotFound when nothing is there, InvalidArgument for any other
+// file, each naming the path (so "x.gguf/config.json" is never the message).
+absl::Status CheckModelPath(const std::string& path);
+
 // Reads <model_dir>/config.json and, when it exists,
 // <model_dir>/generation_config.json. NotFound when config.json is missing.
 // A path naming a GGUF file is read with ModelConfigFromGguf
-// (gguf_model_config.h) instead.
+// (gguf_model_config.h) instead. CheckModelPath's errors come first.
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
 }  // namespace duet

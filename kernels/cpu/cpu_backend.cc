@@ -56,15 +56,35 @@ MatmulColumnsFn QuantMatmulFor(Isa isa) {
   return nullptr;
 }
 
+// Rows of a block-quantized matrix as fp32, with block_quant.h's scalar code.
+void DequantizeRowsScalar(const Weight& w, int64_t first, int64_t rows, float* out) {
+  const int64_t row_bytes = WeightRowBytes(w.type, w.cols);
+  const std::byte* source = static_cast<const std::byte*>(w.data) + first * row_bytes;
+  for (int64_t r = 0; r < rows; ++r) {
+    DequantizeRow(w.type, source + r * row_bytes, w.cols, out + r * w.cols);
+  }
+}
+
+// The panel dequantiser: the ISA's SIMD one (bit for bit the scalar one).
+DequantizeRowsFn DequantizeRowsFor(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return DequantizeRowsScalar;
+    case Isa::kAvx2:
+      return DequantizeRowsAvx2;
+    case Isa::kAvx512:
+      return DequantizeRowsAvx512;
+  }
+  return DequantizeRowsScalar;
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(Isa isa, int num_threads)
       : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t"),
         matmul_(MatmulFor(isa)),
         quant_matmul_(QuantMatmulFor(isa)),
-        dequantize_rows_(isa == Isa::kAvx512 ? DequantizeRowsAvx512
-                         : isa == Isa::kAvx2 ? DequantizeRowsAvx2
-                                             : nullptr),
+        dequantize_rows_(DequantizeRowsFor(isa)),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 
@@ -242,7 +262,6 @@ class CpuBackend final : public Backend {
       return;
     }
     const int64_t k = w.cols;
-    const int64_t row_bytes = WeightRowBytes(w.type, k);
     const int64_t panel_rows = std::max<int64_t>(12, (128 * 1024 / 4) / std::max<int64_t>(k, 1) / 12 * 12);
     const int64_t num_panels = (w.rows + panel_rows - 1) / panel_rows;
     pool_.ParallelFor(num_panels, [&](int64_t panel) {
@@ -252,14 +271,7 @@ class CpuBackend final : public Backend {
       const int64_t rows = std::min(panel_rows, w.rows - n0);
       weights.resize(static_cast<size_t>(rows * k));
       out.resize(static_cast<size_t>(rows * m));
-      if (dequantize_rows_ != nullptr) {
-        dequantize_rows_(w, n0, rows, weights.data());
-      } else {
-        const std::byte* source = static_cast<const std::byte*>(w.data) + n0 * row_bytes;
-        for (int64_t r = 0; r < rows; ++r) {
-          DequantizeRow(w.type, source + r * row_bytes, k, weights.data() + r * k);
-        }
-      }
+      dequantize_rows_(w, n0, rows, weights.data());
       const Weight dense{.data = weights.data(), .type = WeightType::kF32, .rows = rows, .cols = k};
       matmul_(x, m, dense, out.data(), 0, rows);
       for (int64_t r = 0; r < m; ++r) {
@@ -271,7 +283,7 @@ class CpuBackend final : public Backend {
   const std::string name_;
   const MatmulColumnsFn matmul_;
   const MatmulColumnsFn quant_matmul_;      // null where the ISA has none
-  const DequantizeRowsFn dequantize_rows_;  // null: the scalar DequantizeRow
+  const DequantizeRowsFn dequantize_rows_;
   const VectorKernels& vec_;
   ThreadPool pool_;
 };

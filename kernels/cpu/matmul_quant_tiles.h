@@ -112,13 +112,11 @@ struct K4 {
     const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     const __m256i sixteen = _mm256_set1_epi8(16);
     const __m256i qh = kFifthBit ? B::Load32(block + 16) : _mm256_setzero_si256();
-    // The 8 sub-block scales d * scale and mins dmin * min, as 8-lane fp32
-    // products (the scalar cvtsi2ss chain would stall on its false
-    // dependencies).
-    // Bytes 0-3 hold scales 0-3 (low 6 bits; top 2: the high bits of scale
-    // 4-7), bytes 4-7 mins 0-3 (likewise for mins 4-7), bytes 8-11 the low
-    // nibbles of scales 4-7 and high nibbles of mins 4-7: unpacked a 32-bit
-    // word (four sub-blocks) at a time.
+    // The 8 sub-block scales d * scale and mins dmin * min as 8-lane fp32
+    // products. Scale bytes 0-3 hold scales 0-3 (low 6 bits; top 2: the high
+    // bits of scales 4-7), bytes 4-7 mins 0-3 (likewise for mins 4-7), bytes
+    // 8-11 the low nibbles of scales 4-7 and the high nibbles of mins 4-7:
+    // unpacked a 32-bit word (four sub-blocks) at a time.
     uint32_t words[3];
     std::memcpy(words, scales, sizeof(words));
     const uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, low2 = 0x03030303;

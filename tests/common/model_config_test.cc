@@ -566,6 +566,19 @@ TEST(ModelConfigTest, GenerationConfigErrorsNameThatFile) {
   EXPECT_EQ(penalty->generation.repetition_penalty, 1.05);
 }
 
+// A path that is neither a directory nor a GGUF file is named as such, not
+// as a missing <path>/config.json.
+TEST(ModelConfigTest, PathThatIsNoModelIsNamed) {
+  TempDir dir;
+  const std::string absent = (dir.path() / "absent.gguf").string();
+  ExpectError(LoadModelConfig(absent), absl::StatusCode::kNotFound,
+              {absent, "no such file or directory"});
+  const std::string text = dir.WriteFile("notes.gguf", "hello");
+  ExpectError(LoadModelConfig(text), absl::StatusCode::kInvalidArgument, {text, "not a GGUF file"});
+  EXPECT_TRUE(CheckModelPath(dir.path().string()).ok());
+  EXPECT_EQ(CheckModelPath(absent).code(), absl::StatusCode::kNotFound);
+}
+
 TEST(ModelConfigTest, LoadsFromDirectory) {
   TempDir dir;
   ExpectError(LoadModelConfig(dir.path().string()), absl::StatusCode::kNotFound,

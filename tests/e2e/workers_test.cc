@@ -322,7 +322,8 @@ TEST(WorkersInitTest, BadInitRequestsGetClearErrors) {
   absl::StatusOr<std::unique_ptr<WorkerGroup>> group = WorkerGroup::Start(options);
   ASSERT_FALSE(group.ok());
   EXPECT_EQ(group.status().code(), absl::StatusCode::kNotFound) << group.status();
-  EXPECT_NE(group.status().message().find("config.json"), std::string::npos) << group.status();
+  EXPECT_NE(group.status().message().find("/nonexistent/model: no such file or directory"), std::string::npos)
+      << group.status();
 
   options = GroupOptions(workers, "qwen3");
   options.init.set_kv_memory_bytes(4096);

@@ -60,7 +60,7 @@ def test_dummy_weights_need_no_weight_files(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model=/nonexistent/model", "--prompt-ids=1"], "config.json"),
+    (["--model=/nonexistent/model", "--prompt-ids=1"], "/nonexistent/model: no such file or directory"),
     (["--prompt-ids=1"], "--model is required"),
     (["--model={llama}"], "exactly one of --prompt and --prompt-ids"),
     (["--model={llama}", "--prompt=hi"], "tokenizer.json"),

@@ -4,8 +4,8 @@ For each model file and stream count, runs duet-bench-decode (the worker's
 batched decode through its StepExecutor, greedy) and then llama.cpp through
 llama-cpp-python with the same thread count, prompt length and number of
 decode steps: one llama_batch per step with a sequence id per stream (what
-llama.cpp's server does with parallel slots). Both sides time only the decode steps, after one warm-up step, and
-report the median of three runs.
+llama.cpp's server does with parallel slots). Both sides time only the
+decode steps, after one warm-up step, and report the median of three runs.
 
 Models: the default model (SmolLM2-135M-Instruct Q4_1, from scripts/setup.sh)
 and a dummy-weight GGUF of Qwen3-0.6B's shape with every matrix Q4_K, which

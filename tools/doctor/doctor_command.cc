@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "common/str_cat.h"
 #include "tools/doctor/cpu_checks.h"
 #include "tools/doctor/doctor_checks.h"
@@ -50,8 +51,11 @@ std::optional<DoctorFit> FitModel(const DoctorOptions& options, const SystemRepo
   const absl::StatusOr<FitReport> report = ComputeRequestedFit(request);
   if (!report.ok()) {
     checks->push_back(Check{"fit", "model fit", CheckStatus::kFail,
-                            StrCat(options.model_dir, ": ", report.status().message()),
-                            "give --model a Hugging Face model directory (with its config.json) "
+                            absl::StartsWith(report.status().message(), options.model_dir)
+                                ? std::string(report.status().message())
+                                : StrCat(options.model_dir, ": ", report.status().message()),
+                            "give --model a GGUF file or a Hugging Face model directory (with its "
+                            "config.json) "
                             "and a --max-model-len within the model's max_position_embeddings"});
     return std::nullopt;
   }

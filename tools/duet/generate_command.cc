@@ -53,6 +53,7 @@ absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> OpenTokenizer(const std::s
 absl::Status RunGenerate(const GenerateOptions& input) {
   GenerateOptions options = input;
   if (options.model_dir.empty()) return absl::InvalidArgumentError("--model is required");
+  DUET_RETURN_IF_ERROR(CheckModelPath(options.model_dir));
   if (options.prompt_ids.empty() == options.prompt_text.empty()) {
     return absl::InvalidArgumentError("give exactly one of --prompt and --prompt-ids");
   }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/gguf_model_config.h"
 #include "common/half.h"
+#include "kernels/block_quant.h"
 #include "glog/logging.h"
 #include "worker/models/gguf_weights.h"
 #include "worker/models/weight_buffer.h"
@@ -97,23 +98,7 @@ class CheckpointWeights final : public WeightSource {
     absl::StatusOr<kernels::WeightType> type = WeightTypeOf(*tensor);
     if (!type.ok()) return type.status();
     std::vector<float> values(range.count);
-    for (int64_t i = 0; i < range.count; ++i) {
-      const std::byte* element = tensor->data + (range.begin + i) * kernels::WeightTypeSize(*type);
-      uint16_t half_bits;
-      switch (*type) {
-        case kernels::WeightType::kF32:
-          std::memcpy(&values[i], element, sizeof(float));
-          break;
-        case kernels::WeightType::kF16:
-          std::memcpy(&half_bits, element, sizeof(half_bits));
-          values[i] = F16ToFloat(half_bits);
-          break;
-        case kernels::WeightType::kBF16:
-          std::memcpy(&half_bits, element, sizeof(half_bits));
-          values[i] = Bf16ToFloat(half_bits);
-          break;
-      }
-    }
+    kernels::DequantizeRowRange(*type, tensor->data, range.begin, range.begin + range.count, values.data());
     bytes_loaded_ += range.count * kernels::WeightTypeSize(*type);
     return values;
   }

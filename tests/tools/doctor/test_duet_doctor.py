@@ -107,7 +107,8 @@ def test_unreadable_model_is_a_failed_check(tmp_path):
     assert result.returncode == 1
     checks = {check["id"]: check for check in json.loads(result.stdout)["checks"]}
     assert checks["fit"]["status"] == "fail"
-    assert "config.json" in checks["fit"]["detail"]
+    missing = str(tmp_path / "missing")
+    assert checks["fit"]["detail"] == f"{missing}: no such file or directory (a model is a GGUF file or a Hugging Face model directory)"
 
 
 @pytest.mark.parametrize("flags", [["--nccl-timeout=0"], ["--gpu-memory-utilization=1.5"],
