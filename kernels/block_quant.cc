@@ -7,40 +7,13 @@
 #include "common/half.h"
 
 namespace duet::kernels {
-namespace {
 
-float HalfAt(const uint8_t* p) {
+float BlockHalfAt(const uint8_t* p) {
   uint16_t bits;
   std::memcpy(&bits, p, sizeof(bits));
   return F16ToFloat(bits);
 }
 
-void DequantizeQ8_0(const uint8_t* block, float* out) {
-  const float d = HalfAt(block);
-  const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
-  for (int j = 0; j < 32; ++j) out[j] = static_cast<float>(q[j]) * d;
-}
-
-void DequantizeQ4_0(const uint8_t* block, float* out) {
-  const float d = HalfAt(block);
-  const uint8_t* qs = block + 2;
-  for (int j = 0; j < 16; ++j) {
-    out[j] = static_cast<float>((qs[j] & 0xF) - 8) * d;
-    out[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
-  }
-}
-
-void DequantizeQ4_1(const uint8_t* block, float* out) {
-  const float d = HalfAt(block);
-  const float m = HalfAt(block + 2);
-  const uint8_t* qs = block + 4;
-  for (int j = 0; j < 16; ++j) {
-    out[j] = static_cast<float>(qs[j] & 0xF) * d + m;
-    out[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
-  }
-}
-
-// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block.
 void ScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
   if (j < 4) {
     *scale = scales[j] & 63;
@@ -51,9 +24,36 @@ void ScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
   }
 }
 
+namespace {
+
+void DequantizeQ8_0(const uint8_t* block, float* out) {
+  const float d = BlockHalfAt(block);
+  const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
+  for (int j = 0; j < 32; ++j) out[j] = static_cast<float>(q[j]) * d;
+}
+
+void DequantizeQ4_0(const uint8_t* block, float* out) {
+  const float d = BlockHalfAt(block);
+  const uint8_t* qs = block + 2;
+  for (int j = 0; j < 16; ++j) {
+    out[j] = static_cast<float>((qs[j] & 0xF) - 8) * d;
+    out[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
+  }
+}
+
+void DequantizeQ4_1(const uint8_t* block, float* out) {
+  const float d = BlockHalfAt(block);
+  const float m = BlockHalfAt(block + 2);
+  const uint8_t* qs = block + 4;
+  for (int j = 0; j < 16; ++j) {
+    out[j] = static_cast<float>(qs[j] & 0xF) * d + m;
+    out[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
+  }
+}
+
 void DequantizeQ4_K(const uint8_t* block, float* out) {
-  const float d = HalfAt(block);
-  const float dmin = HalfAt(block + 2);
+  const float d = BlockHalfAt(block);
+  const float dmin = BlockHalfAt(block + 2);
   const uint8_t* scales = block + 4;
   const uint8_t* qs = block + 16;
   for (int pair = 0; pair < 4; ++pair) {
@@ -70,8 +70,8 @@ void DequantizeQ4_K(const uint8_t* block, float* out) {
 }
 
 void DequantizeQ5_K(const uint8_t* block, float* out) {
-  const float d = HalfAt(block);
-  const float dmin = HalfAt(block + 2);
+  const float d = BlockHalfAt(block);
+  const float dmin = BlockHalfAt(block + 2);
   const uint8_t* scales = block + 4;
   const uint8_t* qh = block + 16;
   const uint8_t* qs = block + 48;
@@ -98,7 +98,7 @@ void DequantizeQ6_K(const uint8_t* block, float* out) {
   const uint8_t* ql = block;
   const uint8_t* qh = block + 128;
   const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192);
-  const float d = HalfAt(block + 208);
+  const float d = BlockHalfAt(block + 208);
   for (int half = 0; half < 2; ++half) {
     const uint8_t* low = ql + 64 * half;
     const uint8_t* high = qh + 32 * half;

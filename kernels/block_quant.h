@@ -42,6 +42,12 @@ void DequantizeRow(WeightType type, const void* row, int64_t cols, float* out);
 // the block size.
 void DequantizeRowRange(WeightType type, const void* row, int64_t begin, int64_t end, float* out);
 
+// Layout helpers shared with kernels/quant_dot.cc: the fp16 value at p (no
+// alignment needed), and the 6-bit scale and min of sub-block j (< 8) of a
+// Q4_K/Q5_K block's 12 `scales` bytes.
+float BlockHalfAt(const uint8_t* p);
+void ScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min);
+
 }  // namespace duet::kernels
 
 #endif  // DUET_KERNELS_BLOCK_QUANT_H_

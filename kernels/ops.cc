@@ -87,4 +87,19 @@ int WeightTypeSize(WeightType type) {
   return static_cast<int>(WeightTypeBlockBytes(type));
 }
 
+std::string_view QuantizedMatmulName(QuantizedMatmul mode) {
+  return mode == QuantizedMatmul::kInt8 ? "int8" : "fp32";
+}
+
+bool ParseQuantizedMatmul(std::string_view name, QuantizedMatmul* mode) {
+  if (name == "int8") {
+    *mode = QuantizedMatmul::kInt8;
+  } else if (name == "fp32") {
+    *mode = QuantizedMatmul::kFloat;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace duet::kernels

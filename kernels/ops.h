@@ -166,9 +166,25 @@ class Backend {
 // against. Single-threaded and slow.
 std::unique_ptr<Backend> MakeReferenceBackend();
 
+// How the CPU backend multiplies block-quantized (GGUF) weights.
+enum class QuantizedMatmul : uint8_t {
+  // Activations rounded to 8 bits per block and integer dot products, as
+  // llama.cpp does (kernels/quant_dot.h): the fastest, within the 8-bit
+  // rounding of the exact product.
+  kInt8,
+  // Weights dequantised to fp32 inside the kernel, fp32 products: bit for bit
+  // the fp32 matmul of the dequantised matrix.
+  kFloat,
+};
+
+// "int8" / "fp32", and back (false for any other name).
+std::string_view QuantizedMatmulName(QuantizedMatmul mode);
+bool ParseQuantizedMatmul(std::string_view name, QuantizedMatmul* mode);
+
 // The optimised CPU backend: multithreaded, AVX2/FMA or AVX-512 chosen at run
 // time. num_threads <= 0 uses every core.
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0);
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0,
+                                        QuantizedMatmul quantized = QuantizedMatmul::kInt8);
 
 }  // namespace duet::kernels
 

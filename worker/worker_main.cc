@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once se
 ABSL_FLAG(std::string, collective_host, "127.0.0.1",
           "address the other ranks reach this worker's collectives at");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads for the model; 0 uses every core");
+ABSL_FLAG(std::string, quant_matmul, "int8",
+          "GGUF block-quantized weights on the CPU: int8 (activations rounded to 8 bits, integer "
+          "dot products, as llama.cpp; fastest) or fp32 (dequantised, fp32 products; exact)");
 ABSL_FLAG(double, connect_timeout, 120, "seconds Init waits for the other ranks to join");
 ABSL_FLAG(double, collective_timeout, 60,
           "seconds one collective may take before the worker exits (a hung peer)");
@@ -41,6 +44,12 @@ int main(int argc, char** argv) {
 
   duet::worker::WorkerOptions options;
   options.num_threads = absl::GetFlag(FLAGS_threads);
+  if (!duet::kernels::ParseQuantizedMatmul(absl::GetFlag(FLAGS_quant_matmul),
+                                           &options.quantized_matmul)) {
+    std::fprintf(stderr, "duet-worker: --quant_matmul must be int8 or fp32, not '%s'\n",
+                 absl::GetFlag(FLAGS_quant_matmul).c_str());
+    return 2;
+  }
   options.collective_host = absl::GetFlag(FLAGS_collective_host);
   options.collective.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout));
   options.collective.op_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout));
@@ -48,8 +57,9 @@ int main(int argc, char** argv) {
       static_cast<uint64_t>(absl::GetFlag(FLAGS_cpu_kv_cache_gib) * double(uint64_t{1} << 30));
   const std::string address = absl::GetFlag(FLAGS_host) + ":" + std::to_string(absl::GetFlag(FLAGS_port));
   if (absl::GetFlag(FLAGS_check_config)) {
-    std::printf("duet-worker: listen %s, collectives at %s, %d threads\n", address.c_str(),
-                options.collective_host.c_str(), options.num_threads);
+    std::printf("duet-worker: listen %s, collectives at %s, %d threads, %s quantized matmul\n",
+                address.c_str(), options.collective_host.c_str(), options.num_threads,
+                std::string(duet::kernels::QuantizedMatmulName(options.quantized_matmul)).c_str());
     return 0;
   }
 

@@ -74,7 +74,7 @@ void DefaultOnFatal(const absl::Status& status) {
 }  // namespace
 
 WorkerService::WorkerService(const WorkerOptions& options)
-    : options_(options), backend_(kernels::MakeCpuBackend(options.num_threads)) {}
+    : options_(options), backend_(kernels::MakeCpuBackend(options.num_threads, options.quantized_matmul)) {}
 
 WorkerService::~WorkerService() = default;
 

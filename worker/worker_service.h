@@ -30,6 +30,8 @@ namespace duet::worker {
 
 struct WorkerOptions {
   int num_threads = 0;  // CPU backend threads; 0: every core
+  // How the CPU backend multiplies block-quantized (GGUF) weights.
+  kernels::QuantizedMatmul quantized_matmul = kernels::QuantizedMatmul::kInt8;
   // Address peers reach this worker's collectives at (Gloo binds it).
   std::string collective_host = "127.0.0.1";
   CollectiveOptions collective;

@@ -80,11 +80,15 @@ DequantizeRowsFn DequantizeRowsFor(Isa isa) {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(Isa isa, int num_threads)
-      : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t"),
+  CpuBackend(Isa isa, int num_threads, QuantizedMatmul quantized)
+      : name_("cpu-" + std::string(IsaName(isa)) + "-" + std::to_string(num_threads) + "t" +
+              (quantized == QuantizedMatmul::kFloat ? "-fp32" : "")),
+        quantized_(quantized),
         matmul_(MatmulFor(isa)),
         quant_matmul_(QuantMatmulFor(isa)),
         dequantize_rows_(DequantizeRowsFor(isa)),
+        quantize_int8_(isa == Isa::kScalar ? QuantizeInt8RowsScalar : QuantizeInt8RowsAvx2),
+        matmul_int8_(isa == Isa::kScalar ? MatmulInt8ColumnsScalar : MatmulInt8ColumnsAvx2),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 
@@ -92,7 +96,10 @@ class CpuBackend final : public Backend {
 
   void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
     if (m <= 0 || w.rows <= 0) return;
-    if (IsBlockQuantized(w.type)) return MatmulBlockQuantized(x, w, y, m);
+    if (IsBlockQuantized(w.type)) {
+      return quantized_ == QuantizedMatmul::kInt8 ? MatmulInt8(x, w, y, m)
+                                                  : MatmulBlockQuantized(x, w, y, m);
+    }
     // Decode streams the weights once, so each thread gets one contiguous band
     // of rows; prefill is compute-bound, so smaller bands balance better.
     // Bands are multiples of 12 columns, whole tiles for every variant.
@@ -241,7 +248,29 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  // Block-quantized weights. Up to kMaxFusedRows activation rows (decode),
+  // Block-quantized weights with 8-bit activations (kernels/quant_dot.h): the
+  // rows of x rounded once (by the calling thread for a few rows, else in
+  // parallel), then output-column bands as for the fp32 path, the same
+  // kernel for every m (so batch-invariant).
+  void MatmulInt8(const float* x, const Weight& w, float* y, int64_t m) {
+    // The calling thread's buffer, named by pointer: inside the tasks the
+    // thread_local itself would be each pool thread's own.
+    thread_local Int8Rows calling_thread_rows;
+    Int8Rows& rows = calling_thread_rows;
+    rows.Resize(m, w.cols, Int8ActivationBlock(w.type));
+    if (m < 8) {
+      quantize_int8_(x, 0, m, &rows);
+    } else {
+      pool_.ParallelFor(m, [&](int64_t r) { quantize_int8_(x, r, r + 1, &rows); });
+    }
+    const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
+    pool_.ParallelFor(num_bands, [&](int64_t band) {
+      const Range columns = ChunkRange(w.rows, num_bands, band, 4);
+      if (columns.begin < columns.end) matmul_int8_(rows, w, y, columns.begin, columns.end);
+    });
+  }
+
+  // Block-quantized weights, fp32 activations. Up to kMaxFusedRows activation rows (decode),
   // the SIMD kernels dequantise each block in L1 right before its FMAs, so
   // the weights stream at their stored size. Beyond that (prefill), and for
   // the scalar ISA, each task dequantises a panel of weight rows into fp32
@@ -281,9 +310,12 @@ class CpuBackend final : public Backend {
   }
 
   const std::string name_;
+  const QuantizedMatmul quantized_;
   const MatmulColumnsFn matmul_;
   const MatmulColumnsFn quant_matmul_;      // null where the ISA has none
   const DequantizeRowsFn dequantize_rows_;
+  const QuantizeInt8RowsFn quantize_int8_;
+  const MatmulInt8ColumnsFn matmul_int8_;
   const VectorKernels& vec_;
   ThreadPool pool_;
 };
@@ -292,17 +324,18 @@ int DefaultNumThreads() { return std::max(1u, std::thread::hardware_concurrency(
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackendForIsa(Isa isa, int num_threads) {
+std::unique_ptr<Backend> MakeCpuBackendForIsa(Isa isa, int num_threads, QuantizedMatmul quantized) {
   CHECK(IsaSupported(isa)) << "this CPU cannot run the " << IsaName(isa) << " kernels";
-  return std::make_unique<CpuBackend>(isa, num_threads > 0 ? num_threads : DefaultNumThreads());
+  return std::make_unique<CpuBackend>(isa, num_threads > 0 ? num_threads : DefaultNumThreads(),
+                                      quantized);
 }
 
 }  // namespace duet::kernels::cpu
 
 namespace duet::kernels {
 
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads) {
-  return cpu::MakeCpuBackendForIsa(cpu::DetectIsa(), num_threads);
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads, QuantizedMatmul quantized) {
+  return cpu::MakeCpuBackendForIsa(cpu::DetectIsa(), num_threads, quantized);
 }
 
 }  // namespace duet::kernels

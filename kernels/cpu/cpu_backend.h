@@ -13,7 +13,8 @@ namespace duet::kernels::cpu {
 
 // `isa` must be supported by this CPU (IsaSupported). num_threads <= 0 uses
 // every core. The backend owns its thread pool.
-std::unique_ptr<Backend> MakeCpuBackendForIsa(Isa isa, int num_threads);
+std::unique_ptr<Backend> MakeCpuBackendForIsa(
+    Isa isa, int num_threads, QuantizedMatmul quantized = QuantizedMatmul::kInt8);
 
 }  // namespace duet::kernels::cpu
 

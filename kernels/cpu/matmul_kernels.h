@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "kernels/ops.h"
+#include "kernels/quant_dot.h"
 
 namespace duet::kernels::cpu {
 
@@ -43,6 +44,21 @@ void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float*
 using DequantizeRowsFn = void (*)(const Weight& w, int64_t first, int64_t rows, float* out);
 void DequantizeRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out);
 void DequantizeRowsAvx512(const Weight& w, int64_t first, int64_t rows, float* out);
+
+// Block-quantized weights with 8-bit activations (kernels/quant_dot.h): rows
+// [r_begin, r_end) of x ([out->rows, out->cols]) rounded into *out (already
+// sized), and the matmul of all of x's rows for output columns
+// [n_begin, n_end) of y ([x.rows, w.rows]). Bit for bit QuantizeInt8Row and
+// Int8Dot; the AVX2 pair serves the AVX-512 backend too.
+using QuantizeInt8RowsFn = void (*)(const float* x, int64_t r_begin, int64_t r_end, Int8Rows* out);
+using MatmulInt8ColumnsFn = void (*)(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                                     int64_t n_end);
+void QuantizeInt8RowsScalar(const float* x, int64_t r_begin, int64_t r_end, Int8Rows* out);
+void MatmulInt8ColumnsScalar(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                             int64_t n_end);
+void QuantizeInt8RowsAvx2(const float* x, int64_t r_begin, int64_t r_end, Int8Rows* out);
+void MatmulInt8ColumnsAvx2(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                           int64_t n_end);
 
 }  // namespace duet::kernels::cpu
 

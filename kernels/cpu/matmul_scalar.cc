@@ -68,4 +68,17 @@ void MatmulColumnsScalar(const float* x, int64_t m, const Weight& w, float* y, i
   }
 }
 
+void QuantizeInt8RowsScalar(const float* x, int64_t r_begin, int64_t r_end, Int8Rows* out) {
+  for (int64_t r = r_begin; r < r_end; ++r) QuantizeInt8Row(x, r, out);
+}
+
+void MatmulInt8ColumnsScalar(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                             int64_t n_end) {
+  const int64_t row_bytes = WeightRowBytes(w.type, w.cols);
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const void* row = static_cast<const uint8_t*>(w.data) + n * row_bytes;
+    for (int64_t r = 0; r < x.rows; ++r) y[r * w.rows + n] = Int8Dot(w.type, row, x, r);
+  }
+}
+
 }  // namespace duet::kernels::cpu

@@ -112,3 +112,10 @@ def test_english_continuation(client):
                                       prompt="The days of the week are Monday, Tuesday,",
                                       temperature=0, max_tokens=12)
     assert "Wednesday" in reply.choices[0].text, reply.choices[0].text
+
+
+def test_an_unknown_quantized_matmul_is_refused_before_anything_starts():
+    result = subprocess.run([str(DUET), "serve", "--quant-matmul=int4", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--quant-matmul must be int8 or fp32, not 'int4'" in result.stderr

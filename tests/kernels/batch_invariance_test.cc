@@ -35,34 +35,40 @@ bool BitwiseEqual(const float* a, const float* b, size_t count) {
 
 TEST_P(BatchInvarianceTest, MatmulRowAloneEqualsRowInAnyBatch) {
   const Isa isa = GetParam();
-  std::unique_ptr<Backend> one_thread = cpu::MakeCpuBackendForIsa(isa, 1);
-  std::unique_ptr<Backend> two_threads = cpu::MakeCpuBackendForIsa(isa, 2);
-  std::unique_ptr<Backend> three_threads = cpu::MakeCpuBackendForIsa(isa, 3);
   constexpr int64_t kMaxRows = 19;
   uint32_t seed = 1;
-  for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0,
-                          WeightType::kQ4_1, WeightType::kQ4_K, WeightType::kQ6_K}) {
-    const std::vector<int64_t> ks = IsBlockQuantized(type) ? std::vector<int64_t>{256, 768}
-                                                          : std::vector<int64_t>{1, 7, 33, 4097};
-    for (int64_t k : ks) {
-      for (int64_t n : {1, 5, 37, 100}) {
-        const std::string what = absl::StrCat(std::string(WeightTypeName(type)), " k ", k, " n ", n);
-        const TestWeight w = MakeTestWeight(type, n, k, ++seed);
-        const std::vector<float> x = RandomFloats(kMaxRows * k, ++seed);
-        // Each row alone, single-threaded: the values every other way of
-        // computing the row must reproduce bit for bit.
-        std::vector<float> alone(kMaxRows * n);
-        for (int64_t r = 0; r < kMaxRows; ++r) {
-          one_thread->Matmul(x.data() + r * k, w.view(), alone.data() + r * n, 1);
-        }
-        for (Backend* backend : {one_thread.get(), two_threads.get(), three_threads.get()}) {
-          for (int64_t m : {1, 2, 3, 4, 5, 8, 13, 19}) {
-            // Rows [first, first + m) as one batch, for two offsets.
-            for (int64_t first : {int64_t{0}, kMaxRows - m}) {
-              std::vector<float> batch(m * n);
-              backend->Matmul(x.data() + first * k, w.view(), batch.data(), m);
-              EXPECT_TRUE(BitwiseEqual(batch.data(), alone.data() + first * n, m * n))
-                  << what << " " << backend->name() << " m " << m << " first row " << first;
+  // Both ways of multiplying block-quantized weights; the float types only once.
+  for (QuantizedMatmul mode : {QuantizedMatmul::kInt8, QuantizedMatmul::kFloat}) {
+    std::unique_ptr<Backend> one_thread = cpu::MakeCpuBackendForIsa(isa, 1, mode);
+    std::unique_ptr<Backend> two_threads = cpu::MakeCpuBackendForIsa(isa, 2, mode);
+    std::unique_ptr<Backend> three_threads = cpu::MakeCpuBackendForIsa(isa, 3, mode);
+    for (WeightType type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
+                            WeightType::kQ8_0, WeightType::kQ4_1, WeightType::kQ4_K,
+                            WeightType::kQ6_K}) {
+      if (mode == QuantizedMatmul::kFloat && !IsBlockQuantized(type)) continue;
+      const std::vector<int64_t> ks = IsBlockQuantized(type) ? std::vector<int64_t>{256, 768}
+                                                            : std::vector<int64_t>{1, 7, 33, 4097};
+      for (int64_t k : ks) {
+        for (int64_t n : {1, 5, 37, 100}) {
+          const std::string what = absl::StrCat(std::string(WeightTypeName(type)), " k ", k,
+                                                " n ", n, " ", std::string(QuantizedMatmulName(mode)));
+          const TestWeight w = MakeTestWeight(type, n, k, ++seed);
+          const std::vector<float> x = RandomFloats(kMaxRows * k, ++seed);
+          // Each row alone, single-threaded: the values every other way of
+          // computing the row must reproduce bit for bit.
+          std::vector<float> alone(kMaxRows * n);
+          for (int64_t r = 0; r < kMaxRows; ++r) {
+            one_thread->Matmul(x.data() + r * k, w.view(), alone.data() + r * n, 1);
+          }
+          for (Backend* backend : {one_thread.get(), two_threads.get(), three_threads.get()}) {
+            for (int64_t m : {1, 2, 3, 4, 5, 8, 13, 19}) {
+              // Rows [first, first + m) as one batch, for two offsets.
+              for (int64_t first : {int64_t{0}, kMaxRows - m}) {
+                std::vector<float> batch(m * n);
+                backend->Matmul(x.data() + first * k, w.view(), batch.data(), m);
+                EXPECT_TRUE(BitwiseEqual(batch.data(), alone.data() + first * n, m * n))
+                    << what << " " << backend->name() << " m " << m << " first row " << first;
+              }
             }
           }
         }

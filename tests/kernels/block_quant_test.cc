@@ -202,8 +202,9 @@ TEST(BlockQuantTest, SimdDequantisersEqualDequantizeRow) {
   }
 }
 
-// The CPU backend dequantises weight panels and runs its fp32 kernel, or (AVX2,
-// few rows) dequantises block by block inside its own kernel: either way a
+// In fp32 mode the CPU backend dequantises weight panels and runs its fp32
+// kernel, or (AVX2, few rows) dequantises block by block inside its own
+// kernel: either way a
 // block-quantized matmul is bit for bit the fp32 matmul of the dequantised
 // matrix, for every ISA, thread count, row count and panel split.
 TEST(BlockQuantTest, CpuMatmulEqualsFp32MatmulOfDequantisedWeights) {
@@ -211,7 +212,8 @@ TEST(BlockQuantTest, CpuMatmulEqualsFp32MatmulOfDequantisedWeights) {
   for (const cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
     if (!cpu::IsaSupported(isa)) continue;
     for (int threads : {1, 3}) {
-      std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, threads);
+      std::unique_ptr<Backend> backend =
+          cpu::MakeCpuBackendForIsa(isa, threads, QuantizedMatmul::kFloat);
       for (WeightType type : {WeightType::kQ8_0, WeightType::kQ4_0, WeightType::kQ4_1,
                               WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K}) {
         for (int64_t m : {1, 2, 5, 8, 9, 13}) {

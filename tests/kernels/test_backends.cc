@@ -24,9 +24,14 @@ std::vector<BackendUnderTest> MakeRegistry() {
   for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
     if (!cpu::IsaSupported(isa)) continue;
     backends.push_back({"cpu_" + std::string(cpu::IsaName(isa)) + "_2threads",
-                        [isa] { return cpu::MakeCpuBackendForIsa(isa, 2); }, MakeHostMemory});
+                        [isa] { return cpu::MakeCpuBackendForIsa(isa, 2); }, MakeHostMemory,
+                        QuantizedMatmul::kInt8});
   }
-  backends.push_back({"cpu_default_3threads", [] { return MakeCpuBackend(3); }, MakeHostMemory});
+  backends.push_back({"cpu_default_3threads", [] { return MakeCpuBackend(3); }, MakeHostMemory,
+                      QuantizedMatmul::kInt8});
+  backends.push_back({"cpu_default_fp32_3threads",
+                      [] { return MakeCpuBackend(3, QuantizedMatmul::kFloat); }, MakeHostMemory,
+                      QuantizedMatmul::kFloat});
   // A CUDA backend joins here under #ifdef DUET_WITH_CUDA with its factory and
   // a BackendMemory over cudaMalloc/cudaMemcpy.
   return backends;

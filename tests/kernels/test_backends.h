@@ -30,6 +30,10 @@ struct BackendUnderTest {
   std::string name;  // unique, used in test names: letters, digits, '_'
   std::function<std::unique_ptr<Backend>()> make_backend;
   std::function<std::unique_ptr<BackendMemory>()> make_memory;
+  // How it multiplies block-quantized weights: kInt8 results must equal
+  // kernels/quant_dot.h's Int8Dot bit for bit, kFloat ones the exact product
+  // within fp32 rounding.
+  QuantizedMatmul quantized_matmul = QuantizedMatmul::kFloat;
 };
 
 // gtest prints a parameter by its name.

@@ -68,6 +68,7 @@ def test_dummy_weights_need_no_weight_files(tmp_path):
     (["--model={llama}", "--prompt-ids=99999"], "outside the vocabulary"),
     (["--model={llama}", "--prompt-ids=1", "--max-tokens=100000"], "context length"),
     (["--model={llama}", "--prompt-ids=1", "--backend=tpu"], "unknown backend"),
+    (["--model={llama}", "--prompt-ids=1", "--quant-matmul=int4"], "--quant-matmul must be int8 or fp32"),
 ])
 def test_bad_input_is_a_clear_error(args, message):
     args = [a.format(llama=FIXTURES / "llama") for a in args]

@@ -20,6 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "common/model_config.h"
+#include "common/str_cat.h"
 #include "duet/worker/v1/worker.pb.h"
 #include "kernels/ops.h"
 #include "nlohmann/json.hpp"
@@ -35,6 +36,8 @@ ABSL_FLAG(int32_t, streams, 1, "sequences decoded together");
 ABSL_FLAG(int32_t, prompt_tokens, 32, "prompt length of each stream");
 ABSL_FLAG(int32_t, tokens, 64, "decode steps timed (after one warm-up step)");
 ABSL_FLAG(int32_t, repetitions, 3, "timed runs; the median is reported");
+ABSL_FLAG(std::string, quant_matmul, "int8",
+          "block-quantized (GGUF) weights: int8 (8-bit activations, integer dot products) or fp32");
 
 namespace duet::bench {
 namespace {
@@ -119,7 +122,12 @@ int Main() {
       worker::LoadModel(*config, *std::move(weights));
   if (!model.ok()) return Fail(model.status());
 
-  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend(threads);
+  kernels::QuantizedMatmul quantized;
+  if (!kernels::ParseQuantizedMatmul(absl::GetFlag(FLAGS_quant_matmul), &quantized)) {
+    return Fail(absl::InvalidArgumentError(
+        StrCat("--quant_matmul must be int8 or fp32, not '", absl::GetFlag(FLAGS_quant_matmul), "'")));
+  }
+  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend(threads, quantized);
   std::unique_ptr<worker::Communicator> comm = worker::MakeLocalCommunicator();
   const int32_t blocks_per_stream = (prompt_tokens + tokens + 1 + kBlockSize - 1) / kBlockSize;
   worker::KvCache cache(config->num_hidden_layers,
@@ -140,6 +148,7 @@ int Main() {
   nlohmann::json out = {
       {"engine", "duet"},
       {"backend", std::string(backend->name())},
+      {"quant_matmul", std::string(kernels::QuantizedMatmulName(quantized))},
       {"model", path},
       {"threads", threads},
       {"streams", streams},

@@ -27,7 +27,14 @@ double SecondsSince(Clock::time_point start) {
 }
 
 absl::StatusOr<std::unique_ptr<kernels::Backend>> MakeBackend(const GenerateOptions& options) {
-  if (options.backend == "cpu") return kernels::MakeCpuBackend(options.threads);
+  if (options.backend == "cpu") {
+    kernels::QuantizedMatmul quantized;
+    if (!kernels::ParseQuantizedMatmul(options.quant_matmul, &quantized)) {
+      return absl::InvalidArgumentError(
+          StrCat("--quant-matmul must be int8 or fp32, not '", options.quant_matmul, "'"));
+    }
+    return kernels::MakeCpuBackend(options.threads, quantized);
+  }
   if (options.backend == "reference") return kernels::MakeReferenceBackend();
   return absl::InvalidArgumentError(
       StrCat("unknown backend '", options.backend, "' (cpu or reference)"));

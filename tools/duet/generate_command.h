@@ -25,6 +25,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::string backend = "cpu";  // or "reference"
   int32_t threads = 0;          // 0: every core
+  std::string quant_matmul = "int8";  // GGUF weights on the CPU backend: int8 or fp32
   int32_t prefill_chunk = 0;    // 0: the whole prompt in one pass
   bool ignore_eos = false;
 };

@@ -31,6 +31,9 @@ ABSL_FLAG(float, min_p, 0.0f, "min-p filter; 0 is off");
 ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
 ABSL_FLAG(std::string, backend, "cpu", "cpu or reference");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads; 0 uses every core");
+ABSL_FLAG(std::string, quant_matmul, "int8",
+          "GGUF block-quantized weights on the CPU: int8 (activations rounded to 8 bits, integer "
+          "dot products, as llama.cpp; fastest) or fp32 (dequantised, fp32 products; exact)");
 ABSL_FLAG(int32_t, prefill_chunk, 0, "prefill chunk size in tokens; 0 runs the prompt at once");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
 // serve
@@ -96,6 +99,7 @@ int Generate() {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.backend = absl::GetFlag(FLAGS_backend);
   options.threads = absl::GetFlag(FLAGS_threads);
+  options.quant_matmul = absl::GetFlag(FLAGS_quant_matmul);
   options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
   options.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
   const absl::Status status = duet::cli::RunGenerate(options);
@@ -124,6 +128,7 @@ int Serve(const char* argv0) {
   options.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
   options.kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
   options.threads_per_worker = absl::GetFlag(FLAGS_threads);
+  options.quant_matmul = absl::GetFlag(FLAGS_quant_matmul);
   options.binary_dir = absl::GetFlag(FLAGS_binary_dir);
   return duet::cli::RunServe(options, argv0);
 }

@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "common/model_config.h"
 #include "common/str_cat.h"
+#include "kernels/ops.h"
 #include "worker/models/model_shard.h"
 
 namespace duet::cli {
@@ -164,6 +165,12 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
     std::fprintf(stderr, "error: --tensor-parallel-size must be >= 1 (or 0: automatic)\n");
     return 2;
   }
+  kernels::QuantizedMatmul quantized;
+  if (!kernels::ParseQuantizedMatmul(options.quant_matmul, &quantized)) {
+    std::fprintf(stderr, "error: --quant-matmul must be int8 or fp32, not '%s'\n",
+                 options.quant_matmul.c_str());
+    return 2;
+  }
   std::error_code error;
   const fs::path self_dir = fs::weakly_canonical(fs::path(argv0), error).parent_path();
   const fs::path binary_dir = options.binary_dir.empty() ? fs::path() : fs::path(options.binary_dir);
@@ -226,7 +233,8 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
     children.push_back(std::make_unique<Child>(
         StrCat("duet-worker rank ", rank),
         std::vector<std::string>{worker_binary->string(), "--host=127.0.0.1", "--port=0",
-                                 "--port-file=" + port_file.string(), StrCat("--threads=", threads)}));
+                                 "--port-file=" + port_file.string(), StrCat("--threads=", threads),
+                                 "--quant_matmul=" + options.quant_matmul}));
   }
   for (auto& child : children) {
     if (!child->Start()) {

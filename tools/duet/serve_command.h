@@ -34,6 +34,7 @@ struct ServeOptions {
   double gpu_memory_utilization = 0;  // 0: the workers' default
   double kv_cache_gib = 0;            // CPU workers; 0: the router's default
   int threads_per_worker = 0;         // 0: the cores split among the ranks
+  std::string quant_matmul = "int8";  // GGUF weights on CPU workers: int8 or fp32
   // Where duet-worker and duet-router are; empty: found next to `duet`.
   std::string binary_dir;
   absl::Duration startup_timeout = absl::Minutes(30);
