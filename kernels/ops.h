@@ -2,7 +2,9 @@
 // memory it can address (host memory for the CPU backends, device memory for
 // CUDA); callers own every buffer and pass raw pointers plus shapes. All
 // activations are fp32; weights are used in the type they are stored in,
-// block-quantized types included (dequantised inside the op, never ahead).
+// block-quantized types included (dequantised inside the op, never ahead, or
+// on the CPU by default multiplied as integers against activations rounded to
+// 8 bits inside the op: QuantizedMatmul).
 //
 // Thread-safety: a Backend may be called from one thread at a time; it may use
 // its own worker threads inside a call. Every op is batch-invariant: the result

@@ -1,20 +1,23 @@
 // Block-quantized matmul with 8-bit activations (kernels/quant_dot.h), AVX2
 // (compiled with -mavx2 -mfma -mf16c; called only when the CPU has them, the
-// AVX-512 backend included: 256-bit integer dot products already outrun the
-// memory that feeds them).
+// AVX-512 backend included: with 256-bit integer dot products one activation
+// row already reads the weights about as fast as memory delivers them).
 //
-// A tile is up to 4 activation rows × 4 weight rows. Each weight block of the
-// 4 rows is unpacked once into registers and L1 (unsigned quant values in the
-// activations' order, sub-block scales as int16 vectors) and then meets each
-// activation row: vpmaddubsw (unsigned weight × signed activation bytes, pairs
-// summed to int16, which cannot saturate: |n| ≤ 63 for unsigned values, and
-// the signed ones go through the sign trick with |w| ≤ 128, |q| ≤ 127), then
-// vpmaddwd with the scales to int32. The 8 int32 lanes of the 4 weight rows
-// are summed into one vector of 4 exact block sums, converted, and fused into
-// one fp32 accumulator per row whose lanes are the 4 output columns: the
-// float steps are quant_dot.h's, element by element, so the result is
-// Int8Dot's bit for bit. Everything is in an anonymous namespace so no code
-// compiled for AVX2 can be picked by the linker for other code.
+// Weight bytes are unpacked 32 values (a chunk) at a time straight into
+// registers, as unsigned quant values in the activations' order (the signed
+// types go through the sign trick: |w| against q with w's sign), and meet the
+// activation bytes in vpmaddubsw (pairs summed to int16, which cannot
+// saturate: |n| ≤ 63 unsigned, |w| ≤ 128 with |q| ≤ 127), then vpmaddwd with
+// the chunk's sub-block scale to int32. One activation row against 4 weight
+// rows sums the K4 chunks with unit scales and scales the 8 chunk totals at
+// once. Several activation rows share each unpacked chunk: tiles of 4 × 2 for
+// the K types, 4 × 8 for the 32-value types (whose per-block fp32 steps then
+// run on 8 columns at once). A tile's int32 lanes per weight row are summed
+// into one vector of exact block sums per activation row, converted, and fused
+// into one fp32 accumulator whose lanes are the output columns: the fp32 steps
+// are quant_dot.h's, element by element, so every path gives Int8Dot's result
+// bit for bit. Everything is in an anonymous namespace so no code compiled for
+// AVX2 can be picked by the linker for other code.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -331,6 +334,62 @@ constexpr TileFn<D> kTiles[4][4] = {
     {Tile<D, 4, 1>, Tile<D, 4, 2>, Tile<D, 4, 3>, Tile<D, 4, 4>},
 };
 
+// The one-chunk (32-value) types, 8 whole weight rows × kRows activation rows:
+// the fp32 steps, one per 32 values and row, run on 8 columns at once. Lane j
+// of acc is column j, as in Tile, so the result is the same bit for bit.
+template <typename D, int kRows>
+void WideTile(const Int8Rows& x, int64_t r0, const uint8_t* w, int64_t row_bytes, float* y,
+              int64_t ldy) {
+  static_assert(D::kChunks == 1);
+  __m256 acc[kRows];
+#pragma GCC unroll 4
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
+  const int64_t num_blocks = x.cols / D::kElements;
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    __m256i weights[8], magnitudes[8];
+    uint32_t halves[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* block = w + j * row_bytes + b * D::kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBlocks<D> * D::kBytes), _MM_HINT_T0);
+      typename D::Block u;
+      weights[j] = D::Chunk(block, u, 0);
+      magnitudes[j] = D::kSigned ? _mm256_abs_epi8(weights[j]) : weights[j];
+      halves[j] = D::Halves(block);
+    }
+    // d_j and c_j in lanes j: fp16 pairs (d, c) of columns 0-3 and 4-7.
+    const __m256 low = _mm256_cvtph_ps(_mm_setr_epi32(static_cast<int>(halves[0]), static_cast<int>(halves[1]),
+                                                      static_cast<int>(halves[2]), static_cast<int>(halves[3])));
+    const __m256 high = _mm256_cvtph_ps(_mm_setr_epi32(static_cast<int>(halves[4]), static_cast<int>(halves[5]),
+                                                       static_cast<int>(halves[6]), static_cast<int>(halves[7])));
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    const __m256 dv = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0)), order);
+    const __m256 cv = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1)), order);
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      const __m256i activations = Load32(x.q_row(r0 + r) + b * D::kElements);
+      __m256i dots[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const __m256i a = D::kSigned ? _mm256_sign_epi8(activations, weights[j]) : activations;
+        dots[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes[j], a), Ones16());
+      }
+      const __m256 dx = _mm256_set1_ps(x.scales_row(r0 + r)[b]);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Totals8(dots)), _mm256_mul_ps(dv, dx), acc[r]);
+      if constexpr (D::kSecond == kActivationSum) {
+        const int16_t* sums = x.sums_row(r0 + r) + 2 * b;
+        const float sum = static_cast<float>(int32_t{sums[0]} + sums[1]);
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sum), _mm256_mul_ps(cv, dx), acc[r]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < kRows; ++r) _mm256_storeu_ps(y + r * ldy, acc[r]);
+}
+
+template <typename D>
+constexpr TileFn<D> kWideTiles[4] = {WideTile<D, 1>, WideTile<D, 2>, WideTile<D, 3>, WideTile<D, 4>};
+
 // Columns [n_begin, n_end) for every activation row, a panel of about 64 KiB
 // of weight rows at a time so every row tile passes over it while it is in L2.
 template <typename D>
@@ -338,6 +397,25 @@ void Columns(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin, int6
   const auto* bytes = static_cast<const uint8_t*>(w.data);
   const int64_t row_bytes = x.cols / D::kElements * D::kBytes;
   const int64_t ldy = w.rows;
+  if constexpr (D::kChunks == 1) {
+    // Whole groups of 8 weight rows in wide tiles, the rest in 4-wide ones.
+    const int64_t panel = std::max<int64_t>(8, (64 * 1024 / row_bytes) / 8 * 8);
+    for (int64_t p = n_begin; p < n_end; p += panel) {
+      const int64_t p_end = std::min(n_end, p + panel);
+      for (int64_t r = 0; r < x.rows; r += 4) {
+        const int64_t rows = std::min<int64_t>(4, x.rows - r);
+        int64_t n = p;
+        for (; n + 8 <= p_end; n += 8) {
+          kWideTiles<D>[rows - 1](x, r, bytes + n * row_bytes, row_bytes, y + r * ldy + n, ldy);
+        }
+        for (; n < p_end; n += 4) {
+          const int64_t cols = std::min<int64_t>(4, p_end - n);
+          kTiles<D>[rows - 1][cols - 1](x, r, bytes + n * row_bytes, row_bytes, y + r * ldy + n, ldy);
+        }
+      }
+    }
+    return;
+  }
   if (x.rows == 1) {
     for (int64_t n = n_begin; n < n_end; n += 4) {
       const int64_t cols = std::min<int64_t>(4, n_end - n);

@@ -88,7 +88,7 @@ TEST(QuantDotTest, DotIsTheExactProductWithinTheActivationRounding) {
       const float* wn = w.values.data() + n * cols;
       double exact = 0, rounded = 0, abs_sum = 0, bound = 0;
       for (int64_t i = 0; i < cols; ++i) {
-        const double x_hat = double{q.q[i]} * q.scales[i / block];
+        const double x_hat = static_cast<double>(q.q[i]) * q.scales[i / block];
         exact += double{wn[i]} * x[i];
         rounded += double{wn[i]} * x_hat;
         abs_sum += std::fabs(double{wn[i]} * x_hat);

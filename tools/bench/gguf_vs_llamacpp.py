@@ -117,10 +117,10 @@ def prompt_ids(stream: int, length: int, vocab: int) -> list[int]:
 
 
 def run_duet(binary: pathlib.Path, model: pathlib.Path, threads: int, streams: int,
-             prompt_tokens: int, tokens: int) -> dict:
+             prompt_tokens: int, tokens: int, quant_matmul: str) -> dict:
     out = subprocess.run([str(binary), f"--model={model}", f"--threads={threads}",
                           f"--streams={streams}", f"--prompt_tokens={prompt_tokens}",
-                          f"--tokens={tokens}", "--repetitions=3"],
+                          f"--tokens={tokens}", "--repetitions=3", f"--quant_matmul={quant_matmul}"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--build-dir", type=pathlib.Path, default=ROOT / "build")
+    parser.add_argument("--quant-matmul", choices=["int8", "fp32"], default="int8",
+                        help="duet's block-quantized matmul (int8: its default, as llama.cpp)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -231,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<40} {'streams':>7} {'duet tok/s':>11} {'llama.cpp tok/s':>16} {'duet/llama.cpp':>15}")
     for model in models:
         for streams in [int(s) for s in args.streams.split(",")]:
-            duet = run_duet(binary, model, args.threads, streams, args.prompt_tokens, args.tokens)
+            duet = run_duet(binary, model, args.threads, streams, args.prompt_tokens, args.tokens,
+                            args.quant_matmul)
             reference = run_llamacpp(model, args.threads, streams, args.prompt_tokens, args.tokens)
             results += [duet, reference]
             print(f"{model.name:<40} {streams:>7} {duet['tokens_per_s']:>11.1f} "
