@@ -58,23 +58,12 @@ int32_t Q6KSum(const uint8_t* block, const int8_t* q) {
 
 }  // namespace
 
+// One activation block per weight block: the 32-value types' blocks, the K
+// types' super-blocks.
 int64_t Int8ActivationBlock(WeightType type) {
-  switch (type) {
-    case WeightType::kQ8_0:
-    case WeightType::kQ4_0:
-    case WeightType::kQ4_1:
-      return 32;
-    case WeightType::kQ4_K:
-    case WeightType::kQ5_K:
-    case WeightType::kQ6_K:
-      return 256;
-    case WeightType::kF32:
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      break;
-  }
-  LOG(FATAL) << "int8 dot products take block-quantized weights, not " << WeightTypeName(type);
-  return 0;
+  CHECK(IsBlockQuantized(type)) << "int8 dot products take block-quantized weights, not "
+                                << WeightTypeName(type);
+  return WeightTypeBlockElements(type);
 }
 
 void Int8Rows::Resize(int64_t num_rows, int64_t num_cols, int64_t block_size) {
