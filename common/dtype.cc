@@ -54,20 +54,5 @@ std::optional<DType> ParseDTypeName(std::string_view name) {
   return std::nullopt;
 }
 
-float F8E4M3ToFloat(uint8_t bits) {
-  const bool negative = (bits & 0x80u) != 0;
-  const uint32_t exponent = (bits >> 3) & 0xfu;
-  const uint32_t mantissa = bits & 0x7u;
-  float magnitude;
-  if (exponent == 0xf && mantissa == 0x7) {
-    magnitude = std::numeric_limits<float>::quiet_NaN();
-  } else if (exponent == 0) {
-    magnitude = static_cast<float>(mantissa) * 0x1p-9f;
-  } else {
-    // Rebias 7 -> 127 and widen the mantissa from 3 to 23 bits.
-    magnitude = std::bit_cast<float>(((exponent + 120u) << 23) | (mantissa << 20));
-  }
-  return negative ? -magnitude : magnitude;
-}
 
 }  // namespace duet

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "common/half.h"
+
 namespace duet {
 
 enum class DType : uint8_t {
@@ -31,12 +33,7 @@ std::string_view DTypeName(DType dtype);
 // safetensors dtypes duet does not support, such as "F64" or "BOOL").
 std::optional<DType> ParseDTypeName(std::string_view name);
 
-// Decodes one float8_e4m3fn value (1 sign, 4 exponent bits with bias 7, 3
-// mantissa bits). Every e4m3fn value is exactly representable in fp32, so no
-// rounding happens. 0x7f and 0xff (exponent and mantissa all ones) are NaN;
-// the format has no infinities, so 0x78..0x7e are ordinary finite values up to
-// 448. Subnormals (exponent 0) are mantissa * 2^-9.
-float F8E4M3ToFloat(uint8_t bits);
+// F8E4M3ToFloat, the float8_e4m3fn decoder, is in common/half.h.
 
 }  // namespace duet
 

@@ -1,11 +1,13 @@
 // Scalar conversions between fp32 and the 16-bit float formats checkpoints
-// store (IEEE binary16 "F16" and bfloat16 "BF16"). Header-only; vectorised
+// store (IEEE binary16 "F16" and bfloat16 "BF16"), and from float8_e4m3fn
+// ("F8_E4M3"). Header-only; vectorised
 // variants live next to the kernels that need them.
 #ifndef DUET_COMMON_HALF_H_
 #define DUET_COMMON_HALF_H_
 
 #include <bit>
 #include <cstdint>
+#include <limits>
 
 namespace duet {
 
@@ -53,6 +55,27 @@ inline uint16_t FloatToF16(float value) {
   }
   uint32_t rounded = abs_bits + 0xfffu + ((abs_bits >> 13) & 1u);
   return sign | static_cast<uint16_t>((rounded - (112u << 23)) >> 13);
+}
+
+// Decodes one float8_e4m3fn value (1 sign, 4 exponent bits with bias 7, 3
+// mantissa bits). Every e4m3fn value is exactly representable in fp32, so no
+// rounding happens. 0x7f and 0xff (exponent and mantissa all ones) are NaN;
+// the format has no infinities, so 0x78..0x7e are ordinary finite values up to
+// 448. Subnormals (exponent 0) are mantissa * 2^-9.
+inline float F8E4M3ToFloat(uint8_t bits) {
+  const bool negative = (bits & 0x80u) != 0;
+  const uint32_t exponent = (bits >> 3) & 0xfu;
+  const uint32_t mantissa = bits & 0x7u;
+  float magnitude;
+  if (exponent == 0xf && mantissa == 0x7) {
+    magnitude = std::numeric_limits<float>::quiet_NaN();
+  } else if (exponent == 0) {
+    magnitude = static_cast<float>(mantissa) * 0x1p-9f;
+  } else {
+    // Rebias 7 -> 127 and widen the mantissa from 3 to 23 bits.
+    magnitude = std::bit_cast<float>(((exponent + 120u) << 23) | (mantissa << 20));
+  }
+  return negative ? -magnitude : magnitude;
 }
 
 }  // namespace duet

@@ -131,6 +131,9 @@ BlockFn BlockDequantizer(WeightType type) {
     case WeightType::kF32:
     case WeightType::kF16:
     case WeightType::kBF16:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       return nullptr;
   }
   return nullptr;

@@ -26,12 +26,24 @@ std::string_view WeightTypeName(WeightType type) {
       return "Q5_K";
     case WeightType::kQ6_K:
       return "Q6_K";
+    case WeightType::kAwqInt4:
+      return "AWQ_INT4";
+    case WeightType::kInt4:
+      return "INT4";
+    case WeightType::kF8E4M3:
+      return "F8_E4M3";
   }
   LOG(FATAL) << "unknown WeightType " << static_cast<int>(type);
   std::abort();  // LOG(FATAL) does not return
 }
 
-bool IsBlockQuantized(WeightType type) { return WeightTypeBlockElements(type) > 1; }
+bool IsBlockQuantized(WeightType type) {
+  return !IsGroupQuantized(type) && WeightTypeBlockElements(type) > 1;
+}
+
+bool IsGroupQuantized(WeightType type) {
+  return type == WeightType::kAwqInt4 || type == WeightType::kInt4 || type == WeightType::kF8E4M3;
+}
 
 int64_t WeightTypeBlockElements(WeightType type) {
   switch (type) {
@@ -47,6 +59,10 @@ int64_t WeightTypeBlockElements(WeightType type) {
     case WeightType::kQ5_K:
     case WeightType::kQ6_K:
       return 256;
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
+      LOG(FATAL) << WeightTypeName(type) << " is group-quantized and has no row blocks";
   }
   LOG(FATAL) << "unknown WeightType " << static_cast<int>(type);
   std::abort();  // LOG(FATAL) does not return
@@ -71,6 +87,10 @@ int64_t WeightTypeBlockBytes(WeightType type) {
       return 2 + 2 + 12 + 32 + 128;
     case WeightType::kQ6_K:
       return 128 + 64 + 16 + 2;
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
+      LOG(FATAL) << WeightTypeName(type) << " is group-quantized and has no row blocks";
   }
   LOG(FATAL) << "unknown WeightType " << static_cast<int>(type);
   std::abort();  // LOG(FATAL) does not return

@@ -24,7 +24,11 @@ namespace duet::kernels {
 // block-quantized types are GGUF's (llama.cpp's ggml types of the same names):
 // every row is a sequence of blocks of WeightTypeBlockElements(type) elements,
 // each WeightTypeBlockBytes(type) bytes, laid out exactly as in a GGUF file
-// (kernels/block_quant.h documents each layout).
+// (kernels/block_quant.h documents each layout). The group-quantized types are
+// the Hugging Face checkpoint formats whose scales (and zero points) are
+// tensors of their own, used exactly as stored (kernels/group_quant.h
+// documents each layout): AWQ's and compressed-tensors' 4-bit integers and
+// 8-bit floats.
 enum class WeightType : uint8_t {
   kF32,
   kF16,
@@ -35,13 +39,22 @@ enum class WeightType : uint8_t {
   kQ4_K,  // 256 elements: 8 sub-blocks of 32 with 6-bit scales and mins
   kQ5_K,  // 256 elements: as Q4_K with a fifth bit per value
   kQ6_K,  // 256 elements: 16 sub-blocks of 16 with int8 scales
+  kAwqInt4,  // AutoAWQ "gemm": int32 [cols, rows / 8] in AWQ's nibble order, zero points
+  kInt4,     // compressed-tensors pack-quantized: int32 [rows, cols / 8], offset 8
+  kF8E4M3,   // float8_e4m3fn [rows, cols], scales per block of rows × cols
 };
 
 // The type's name as GGUF spells it ("F32", "Q4_K", ...).
 std::string_view WeightTypeName(WeightType type);
 
-// Whether `type` is stored in blocks of several elements.
+// Whether `type` is stored in blocks of several elements (the GGUF types).
 bool IsBlockQuantized(WeightType type);
+
+// Whether `type` is one of the group-quantized checkpoint formats (kAwqInt4,
+// kInt4, kF8E4M3), whose Weight carries scales. These have no row blocks:
+// the functions below that speak of blocks or rows CHECK-fail for them, and
+// kernels/group_quant.h gives their sizes and row access.
+bool IsGroupQuantized(WeightType type);
 
 // Elements per block: 1 for the float types, 32 or 256 for the quantized ones.
 int64_t WeightTypeBlockElements(WeightType type);
@@ -57,13 +70,20 @@ int64_t WeightRowBytes(WeightType type, int64_t cols);
 // block-quantized types, which have no per-element size).
 int WeightTypeSize(WeightType type);
 
-// A row-major matrix as stored in a checkpoint, Hugging Face Linear layout:
-// one row per output feature.
+// A matrix as stored in a checkpoint, Hugging Face Linear layout: one row per
+// output feature (kAwqInt4 stores it transposed, see group_quant.h).
 struct Weight {
-  const void* data = nullptr;  // [rows, WeightRowBytes(type, cols)] bytes
+  const void* data = nullptr;  // [rows, WeightRowBytes(type, cols)] bytes, or as group_quant.h says
   WeightType type = WeightType::kF32;
   int64_t rows = 0;  // output features (or vocabulary entries for embeddings)
   int64_t cols = 0;  // input features (or hidden size for embeddings)
+
+  // The group-quantized types only (null / unused otherwise), as stored.
+  const void* scales = nullptr;
+  WeightType scale_type = WeightType::kF32;  // kF16, kBF16 or kF32
+  const void* zeros = nullptr;               // packed 4-bit zero points; null: none
+  int64_t group_size = 0;  // input features (columns) per scale
+  int64_t scale_rows = 1;  // output features (rows) per scale: 1 except kF8E4M3 blocks
 };
 
 // Paged KV cache of one layer: K and V each [num_blocks, block_size,

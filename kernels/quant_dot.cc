@@ -158,6 +158,9 @@ float Int8Dot(WeightType type, const void* w_row, const Int8Rows& x, int64_t r) 
       case WeightType::kF32:
       case WeightType::kF16:
       case WeightType::kBF16:
+      case WeightType::kAwqInt4:
+      case WeightType::kInt4:
+      case WeightType::kF8E4M3:
         LOG(FATAL) << "unreachable";
     }
   }

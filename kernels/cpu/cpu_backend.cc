@@ -16,6 +16,7 @@
 
 #include "common/half.h"
 #include "kernels/block_quant.h"
+#include "kernels/group_quant.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/thread_pool.h"
@@ -78,6 +79,21 @@ DequantizeRowsFn DequantizeRowsFor(Isa isa) {
   return DequantizeRowsScalar;
 }
 
+// The group-quantized kernels of an ISA: the fused row-type kernel (null for
+// the scalar ISA, which dequantises panels for every m), the row dequantiser
+// and the AWQ kernel.
+MatmulColumnsFn GroupMatmulFor(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return nullptr;
+    case Isa::kAvx2:
+      return MatmulGroupColumnsAvx2;
+    case Isa::kAvx512:
+      return MatmulGroupColumnsAvx512;
+  }
+  return nullptr;
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(Isa isa, int num_threads, QuantizedMatmul quantized)
@@ -89,6 +105,9 @@ class CpuBackend final : public Backend {
         dequantize_rows_(DequantizeRowsFor(isa)),
         quantize_int8_(isa == Isa::kScalar ? QuantizeInt8RowsScalar : QuantizeInt8RowsAvx2),
         matmul_int8_(isa == Isa::kScalar ? MatmulInt8ColumnsScalar : MatmulInt8ColumnsAvx2),
+        group_matmul_(GroupMatmulFor(isa)),
+        dequantize_group_rows_(isa == Isa::kScalar ? DequantizeGroupRows : DequantizeGroupRowsAvx2),
+        matmul_awq_(isa == Isa::kScalar ? MatmulAwqScalar : MatmulAwqAvx2),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 
@@ -96,6 +115,7 @@ class CpuBackend final : public Backend {
 
   void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
     if (m <= 0 || w.rows <= 0) return;
+    if (IsGroupQuantized(w.type)) return MatmulGroupQuantized(x, w, y, m);
     if (IsBlockQuantized(w.type)) {
       return quantized_ == QuantizedMatmul::kInt8 ? MatmulInt8(x, w, y, m)
                                                   : MatmulBlockQuantized(x, w, y, m);
@@ -180,10 +200,10 @@ class CpuBackend final : public Backend {
         case WeightType::kQ4_K:
         case WeightType::kQ5_K:
         case WeightType::kQ6_K:
-          DequantizeRow(table.type,
-                        static_cast<const std::byte*>(table.data) +
-                            ids[i] * WeightRowBytes(table.type, cols),
-                        cols, row_out);
+        case WeightType::kAwqInt4:
+        case WeightType::kInt4:
+        case WeightType::kF8E4M3:
+          DequantizeWeightRows(table, ids[i], 1, row_out);
           break;
         case WeightType::kF32:
           std::memcpy(row_out, static_cast<const float*>(table.data) + offset,
@@ -282,14 +302,35 @@ class CpuBackend final : public Backend {
   static constexpr int64_t kMaxFusedRows = 8;
 
   void MatmulBlockQuantized(const float* x, const Weight& w, float* y, int64_t m) {
-    if (quant_matmul_ != nullptr && m <= kMaxFusedRows) {
-      const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
-      pool_.ParallelFor(num_bands, [&](int64_t band) {
-        const Range columns = ChunkRange(w.rows, num_bands, band, 4);
-        if (columns.begin < columns.end) quant_matmul_(x, m, w, y, columns.begin, columns.end);
-      });
-      return;
-    }
+    if (quant_matmul_ != nullptr && m <= kMaxFusedRows) return MatmulBands(quant_matmul_, x, w, y, m, 4);
+    MatmulPanels(dequantize_rows_, x, w, y, m);
+  }
+
+  // Group-quantized weights (group_quant.h). kInt4 and kF8E4M3 as the block
+  // types in fp32 mode: fused up to kMaxFusedRows rows, else fp32 panels,
+  // bit for bit the same. kAwqInt4 has its own kernels, in AWQ's order
+  // (matmul_kernels.h), in bands of whole 64-output tiles.
+  void MatmulGroupQuantized(const float* x, const Weight& w, float* y, int64_t m) {
+    if (w.type == WeightType::kAwqInt4) return MatmulBands(matmul_awq_, x, w, y, m, 64);
+    if (group_matmul_ != nullptr && m <= kMaxFusedRows) return MatmulBands(group_matmul_, x, w, y, m, 4);
+    MatmulPanels(dequantize_group_rows_, x, w, y, m);
+  }
+
+  // Output-column bands of `alignment` columns: one per thread for decode
+  // (each streams its weights once), four per thread otherwise.
+  void MatmulBands(MatmulColumnsFn kernel, const float* x, const Weight& w, float* y, int64_t m,
+                   int64_t alignment) {
+    const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
+    pool_.ParallelFor(num_bands, [&](int64_t band) {
+      const Range columns = ChunkRange(w.rows, num_bands, band, alignment);
+      if (columns.begin < columns.end) kernel(x, m, w, y, columns.begin, columns.end);
+    });
+  }
+
+  // Panels of weight rows dequantised to fp32 scratch by `dequantize`, then
+  // the fp32 kernel over every row of x.
+  void MatmulPanels(DequantizeRowsFn dequantize, const float* x, const Weight& w, float* y,
+                    int64_t m) {
     const int64_t k = w.cols;
     const int64_t panel_rows = std::max<int64_t>(12, (128 * 1024 / 4) / std::max<int64_t>(k, 1) / 12 * 12);
     const int64_t num_panels = (w.rows + panel_rows - 1) / panel_rows;
@@ -300,7 +341,7 @@ class CpuBackend final : public Backend {
       const int64_t rows = std::min(panel_rows, w.rows - n0);
       weights.resize(static_cast<size_t>(rows * k));
       out.resize(static_cast<size_t>(rows * m));
-      dequantize_rows_(w, n0, rows, weights.data());
+      dequantize(w, n0, rows, weights.data());
       const Weight dense{.data = weights.data(), .type = WeightType::kF32, .rows = rows, .cols = k};
       matmul_(x, m, dense, out.data(), 0, rows);
       for (int64_t r = 0; r < m; ++r) {
@@ -316,6 +357,9 @@ class CpuBackend final : public Backend {
   const DequantizeRowsFn dequantize_rows_;
   const QuantizeInt8RowsFn quantize_int8_;
   const MatmulInt8ColumnsFn matmul_int8_;
+  const MatmulColumnsFn group_matmul_;  // null where the ISA has none
+  const DequantizeRowsFn dequantize_group_rows_;
+  const MatmulColumnsFn matmul_awq_;
   const VectorKernels& vec_;
   ThreadPool pool_;
 };

@@ -10,6 +10,7 @@
 
 #include <glog/logging.h>
 
+#include "kernels/cpu/matmul_group_tiles.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/matmul_quant_tiles.h"
 #include "kernels/cpu/matmul_tiles.h"
@@ -109,6 +110,12 @@ void MatmulQuantColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y
 void DequantizeRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out) {
   CHECK(quant::DequantizeRows<Avx2>(w, first, rows, out))
       << "DequantizeRowsAvx2 takes block-quantized weights, not " << WeightTypeName(w.type);
+}
+
+void MatmulGroupColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y,
+                            int64_t n_begin, int64_t n_end) {
+  CHECK((group::GroupColumns<Avx2, /*kCols=*/2>(x, m, w, y, n_begin, n_end)))
+      << "MatmulGroupColumnsAvx2 takes kInt4 or kF8E4M3 weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

@@ -9,6 +9,7 @@
 
 #include <glog/logging.h>
 
+#include "kernels/cpu/matmul_group_tiles.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/matmul_quant_tiles.h"
 #include "kernels/cpu/matmul_tiles.h"
@@ -97,6 +98,12 @@ void MatmulQuantColumnsAvx512(const float* x, int64_t m, const Weight& w, float*
 void DequantizeRowsAvx512(const Weight& w, int64_t first, int64_t rows, float* out) {
   CHECK(quant::DequantizeRows<Avx512>(w, first, rows, out))
       << "DequantizeRowsAvx512 takes block-quantized weights, not " << WeightTypeName(w.type);
+}
+
+void MatmulGroupColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y,
+                            int64_t n_begin, int64_t n_end) {
+  CHECK((group::GroupColumns<Avx512, /*kCols=*/4>(x, m, w, y, n_begin, n_end)))
+      << "MatmulGroupColumnsAvx512 takes kInt4 or kF8E4M3 weights, not " << WeightTypeName(w.type);
 }
 
 }  // namespace duet::kernels::cpu

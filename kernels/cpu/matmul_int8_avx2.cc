@@ -523,6 +523,9 @@ void MatmulInt8ColumnsAvx2(const Int8Rows& x, const Weight& w, float* y, int64_t
     case WeightType::kF32:
     case WeightType::kF16:
     case WeightType::kBF16:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       break;
   }
   LOG(FATAL) << "MatmulInt8ColumnsAvx2 takes block-quantized weights, not " << WeightTypeName(w.type);

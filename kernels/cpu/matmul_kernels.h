@@ -45,6 +45,27 @@ using DequantizeRowsFn = void (*)(const Weight& w, int64_t first, int64_t rows, 
 void DequantizeRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out);
 void DequantizeRowsAvx512(const Weight& w, int64_t first, int64_t rows, float* out);
 
+// Group-quantized weights stored by rows (kInt4, kF8E4M3; kernels/group_quant.h)
+// dequantised 64 values at a time into L1 (matmul_group_tiles.h): bit for bit
+// MatmulColumnsAvx2 / MatmulColumnsAvx512 on the dequantised matrix.
+void MatmulGroupColumnsAvx2(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                            int64_t n_end);
+void MatmulGroupColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y,
+                              int64_t n_begin, int64_t n_end);
+// Their rows as fp32, bit for bit DequantizeGroupRows (the AVX2 one serves the
+// AVX-512 backend too).
+void DequantizeGroupRowsAvx2(const Weight& w, int64_t first, int64_t rows, float* out);
+
+// AWQ-INT4 weights (stored input feature first) have their own order: y[r, n]
+// is ONE fused multiply-add chain over k in order, starting from 0, of
+// x[r, k] · w[n, k] with w dequantised as group_quant.h says. That is the same
+// for every ISA, m, column range and thread count, so these two agree bit for
+// bit (the scalar one is the definition; n_begin and n_end multiples of 8).
+void MatmulAwqScalar(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                     int64_t n_end);
+void MatmulAwqAvx2(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                   int64_t n_end);
+
 // Block-quantized weights with 8-bit activations (kernels/quant_dot.h): rows
 // [r_begin, r_end) of x ([out->rows, out->cols]) rounded into *out (already
 // sized), and the matmul of all of x's rows for output columns

@@ -286,6 +286,9 @@ bool QuantColumns(const float* x, int64_t m, const Weight& w, float* y, int64_t 
     case WeightType::kF32:
     case WeightType::kF16:
     case WeightType::kBF16:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       return false;
   }
   return false;
@@ -323,6 +326,9 @@ bool DequantizeRows(const Weight& w, int64_t first, int64_t rows, float* out) {
     case WeightType::kF32:
     case WeightType::kF16:
     case WeightType::kBF16:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       return false;
   }
   return false;

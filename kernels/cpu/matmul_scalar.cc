@@ -1,7 +1,11 @@
 // Portable matmul for CPUs without AVX2/FMA: eight emulated lanes per output
 // element (matmul_kernels.h's order with L = 8), one element at a time.
+#include <cmath>
+#include <vector>
+
 #include "common/half.h"
 #include "kernels/cpu/matmul_kernels.h"
+#include "kernels/group_quant.h"
 
 namespace duet::kernels::cpu {
 namespace {
@@ -63,8 +67,25 @@ void MatmulColumnsScalar(const float* x, int64_t m, const Weight& w, float* y, i
     case WeightType::kQ4_K:
     case WeightType::kQ5_K:
     case WeightType::kQ6_K:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       // Dequantised to fp32 panels by cpu_backend.cc before they get here.
       __builtin_trap();
+  }
+}
+
+void MatmulAwqScalar(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                     int64_t n_end) {
+  const int64_t k = w.cols;
+  std::vector<float> column(static_cast<size_t>(k));
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    for (int64_t i = 0; i < k; ++i) column[i] = GroupQuantElement(w, n, i);
+    for (int64_t r = 0; r < m; ++r) {
+      float acc = 0.0f;
+      for (int64_t i = 0; i < k; ++i) acc = std::fma(x[r * k + i], column[i], acc);
+      y[r * w.rows + n] = acc;
+    }
   }
 }
 

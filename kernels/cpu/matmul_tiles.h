@@ -113,6 +113,9 @@ void MatmulColumnsForType(const float* x, int64_t m, const Weight& w, float* y, 
     case WeightType::kQ4_K:
     case WeightType::kQ5_K:
     case WeightType::kQ6_K:
+    case WeightType::kAwqInt4:
+    case WeightType::kInt4:
+    case WeightType::kF8E4M3:
       // cpu_backend.cc dequantises block-quantized weights to fp32 panels
       // before they reach a kernel.
       __builtin_trap();

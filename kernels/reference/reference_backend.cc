@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/block_quant.h"
+#include "kernels/group_quant.h"
 #include "kernels/ops.h"
 #include "kernels/reference/reference_ops.h"
 
@@ -17,10 +18,10 @@ namespace duet::kernels {
 namespace {
 
 // Row `row` of `w` as fp32, whatever its storage type.
+// Group-quantized types unpacked element by element (group_quant.h).
 std::vector<float> WeightRow(const Weight& w, int64_t row) {
   std::vector<float> values(w.cols);
-  DequantizeRow(w.type, static_cast<const std::byte*>(w.data) + row * WeightRowBytes(w.type, w.cols),
-                w.cols, values.data());
+  DequantizeWeightRows(w, row, 1, values.data());
   return values;
 }
 

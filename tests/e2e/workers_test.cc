@@ -218,7 +218,8 @@ TEST_P(WorkersGoldenTest, GreedyTokensAndLogprobsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, WorkersGoldenTest,
                          ::testing::Values(Param{"llama", 2}, Param{"qwen2", 2}, Param{"qwen3", 2},
                                            Param{"qwen3_moe_topk_norm", 2},
-                                           Param{"qwen3_moe_no_norm", 2}, Param{"qwen3", 1}),
+                                           Param{"qwen3_moe_no_norm", 2}, Param{"qwen3", 1},
+                                           Param{"llama_awq", 2}, Param{"qwen3_moe_fp8", 2}),
                          [](const ::testing::TestParamInfo<Param>& info) {
                            return std::get<0>(info.param) + "_world" +
                                   std::to_string(std::get<1>(info.param));

@@ -387,17 +387,27 @@ def make_prompt(seed: int, length: int, vocab_size: int) -> list[int]:
 def make_fixture(spec: FixtureSpec, out_root: pathlib.Path) -> dict:
     fixture_dir = out_root / spec.name
     built_config = build_fixture_dir(spec, fixture_dir)
+    return write_references(spec, fixture_dir, fixture_dir, built_config)
 
+
+def write_references(spec: FixtureSpec, model_dir: pathlib.Path, out_dir: pathlib.Path,
+                     built_config: dict | None = None, extra: dict | None = None) -> dict:
+    """Runs the model in model_dir with transformers and writes
+    reference.safetensors and reference.json into out_dir (the same directory
+    for the plain fixtures; make_quant_fixtures.py runs the dequantised copy
+    of a quantized checkpoint). built_config, when given, is the config the
+    model was built from, which the written config.json must mean; extra is
+    merged into reference.json."""
     # The reference runs on what was written, read back the way a user would
     # (bf16 weights upcast to fp32), not on the in-memory model.
-    model = load_model(spec, fixture_dir, torch.float32)
+    model = load_model(spec, model_dir, torch.float32)
     expected_rope = {"rope_theta": spec.rope_theta,
                      **(spec.rope_scaling or {"rope_type": "default"})}
     loaded_rope = dict(model.config.rope_parameters)
     assert loaded_rope == expected_rope, f"{spec.name}: {loaded_rope} != {expected_rope}"
     # The rewritten config.json must mean to transformers what it built from.
     loaded_config = model.config.to_dict()
-    for key in set(built_config) | set(loaded_config):
+    for key in set(built_config or {}) | set(loaded_config if built_config else {}):
         if key in ("dtype", "torch_dtype", "transformers_version", "architectures",
                    "_name_or_path", "experts_implementation", "_experts_implementation",
                    "attn_implementation", "_attn_implementation"):
@@ -435,10 +445,10 @@ def make_fixture(spec: FixtureSpec, out_root: pathlib.Path) -> dict:
     # How far other compute precisions land from the reference on the same
     # tokens: float64 bounds fp32 rounding noise, bfloat16 (weights and
     # activations) sizes the tolerance of a bf16 backend.
-    fp32_noise = max_abs_diff_when_run_in(spec, fixture_dir, torch.float64,
+    fp32_noise = max_abs_diff_when_run_in(spec, model_dir, torch.float64,
                                           [(prompt, greedy_ids, prefill, decode),
                                            (prompt2, greedy_ids2, prefill2, decode2)])
-    bf16_error = max_abs_diff_when_run_in(spec, fixture_dir, torch.bfloat16,
+    bf16_error = max_abs_diff_when_run_in(spec, model_dir, torch.bfloat16,
                                           [(prompt, greedy_ids, prefill, decode),
                                            (prompt2, greedy_ids2, prefill2, decode2)])
     max_abs_logit = max(float(t.abs().max()) for t in (prefill, decode, prefill2, decode2))
@@ -464,7 +474,7 @@ def make_fixture(spec: FixtureSpec, out_root: pathlib.Path) -> dict:
         "prompt2_greedy_margins": f32(step_margins2),
         "rope_inv_freq": f32(inv_freq),
     }
-    safetensors.numpy.save_file(tensors, str(fixture_dir / "reference.safetensors"),
+    safetensors.numpy.save_file(tensors, str(out_dir / "reference.safetensors"),
                                 metadata={"fixture": spec.name})
 
     reference = {
@@ -515,7 +525,8 @@ def make_fixture(spec: FixtureSpec, out_root: pathlib.Path) -> dict:
             "greedy_ids": "exact",
         },
     }
-    write_json(fixture_dir / "reference.json", reference)
+    reference.update(extra or {})
+    write_json(out_dir / "reference.json", reference)
     return reference
 
 

@@ -12,6 +12,11 @@ import numpy_reference
 
 FIXTURES_DIR = pathlib.Path(__file__).resolve().parent / "fixtures"
 FIXTURE_NAMES = ["llama", "qwen2", "qwen3", "qwen3_moe_topk_norm", "qwen3_moe_no_norm"]
+# make_quant_fixtures.py's quantized copies of the plain fixtures: the
+# model in a checkpoint format, the references from its dequantized weights.
+QUANT_FIXTURE_NAMES = {"llama_awq": "awq", "qwen3_int4": "compressed-tensors",
+                       "qwen2_int4_channel": "compressed-tensors", "qwen3_moe_awq": "awq",
+                       "qwen3_moe_fp8": "fp8", "llama_fp8_channel": "compressed-tensors"}
 FILES = ["config.json", "generation_config.json", "model.safetensors",
          "reference.json", "reference.safetensors"]
 NUM_DECODE_STEPS = 8
@@ -44,8 +49,8 @@ def test_every_fixture_is_complete():
     # smollm2_gguf holds references of the default GGUF model, not a model
     # directory (make_gguf_fixtures.py, checked by gguf_golden_test).
     dirs = {p.name for p in FIXTURES_DIR.iterdir() if p.is_dir()} - {"smollm2_gguf"}
-    assert sorted(dirs) == sorted(FIXTURE_NAMES)
-    for name in FIXTURE_NAMES:
+    assert sorted(dirs) == sorted(FIXTURE_NAMES + list(QUANT_FIXTURE_NAMES))
+    for name in FIXTURE_NAMES + list(QUANT_FIXTURE_NAMES):
         assert sorted(p.name for p in (FIXTURES_DIR / name).iterdir()) == sorted(FILES), name
 
 
@@ -170,3 +175,25 @@ def test_numpy_forward_reproduces_reference(fixture, prefix):
                                atol=NUMPY_VS_REFERENCE_ATOL)
     np.testing.assert_allclose(logits[len(prompt):], ref[f"{prefix}decode_logits"], rtol=0,
                                atol=NUMPY_VS_REFERENCE_ATOL)
+
+
+@pytest.mark.parametrize("name", sorted(QUANT_FIXTURE_NAMES))
+def test_quantized_fixtures_are_what_they_say(name):
+    """Each quantized fixture declares its method, stores no plain decoder
+    Linear weight, and its greedy ids are the argmax of its logits with the
+    plain fixtures' margin."""
+    quant = Fixture(name)
+    assert quant.config["quantization_config"]["quant_method"] == QUANT_FIXTURE_NAMES[name]
+    header = _safetensors_header(quant.dir / "model.safetensors")
+    base = quant.info["quantization"]["base_fixture"]
+    assert json.loads((FIXTURES_DIR / base / "config.json").read_text()) == {
+        k: v for k, v in quant.config.items() if k != "quantization_config"}
+    plain_linear = [n for n, t in header.items() if n.endswith("_proj.weight")
+                    and t["dtype"] in ("F32", "BF16", "F16")]
+    assert plain_linear == [], plain_linear
+    for prefix in ("", "prompt2_"):
+        prefill = quant.ref[prefix + "prefill_logits"]
+        picks = np.concatenate([prefill[-1:], quant.ref[f"{prefix}decode_logits"]])
+        np.testing.assert_array_equal(np.argmax(picks, axis=-1), quant.ref[f"{prefix}greedy_ids"])
+        top2 = np.sort(picks.astype(np.float64), axis=-1)[:, -2:]
+        assert (top2[:, 1] - top2[:, 0]).min() >= MIN_GREEDY_MARGIN

@@ -4,15 +4,20 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "common/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/gguf_model_config.h"
 #include "common/half.h"
+#include "common/model_config.h"
+#include "common/weight_quantization.h"
 #include "kernels/block_quant.h"
 #include "glog/logging.h"
 #include "worker/models/gguf_weights.h"
+#include "worker/models/quantized_checkpoint.h"
 #include "worker/models/weight_buffer.h"
 
 namespace duet::worker {
@@ -46,16 +51,29 @@ absl::Status BlockError(std::string_view name, int64_t rows, int64_t cols, Index
                                            col_range.end(), ") is outside [", rows, ", ", cols, "]"));
 }
 
+// The module of a Linear weight's name ("x.q_proj" of "x.q_proj.weight"), or
+// nullopt for other names.
+std::optional<std::string_view> LinearModule(std::string_view name) {
+  constexpr std::string_view kSuffix = ".weight";
+  if (!name.ends_with(kSuffix)) return std::nullopt;
+  return name.substr(0, name.size() - kSuffix.size());
+}
+
 class CheckpointWeights final : public WeightSource {
  public:
-  explicit CheckpointWeights(std::unique_ptr<SafetensorsCheckpoint> checkpoint)
-      : checkpoint_(std::move(checkpoint)) {}
+  CheckpointWeights(std::unique_ptr<SafetensorsCheckpoint> checkpoint, WeightQuantization scheme)
+      : checkpoint_(std::move(checkpoint)), scheme_(std::move(scheme)) {}
 
   absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows, int64_t cols,
                                                  IndexRange row_range,
                                                  IndexRange col_range) override {
     if (!InBounds(row_range, rows) || !InBounds(col_range, cols)) {
       return BlockError(name, rows, cols, row_range, col_range);
+    }
+    if (const std::optional<std::string_view> module = LinearModule(name);
+        module.has_value() && StoredWeightFormat(*checkpoint_, *module) != WeightFormat::kPlain) {
+      return LoadQuantizedBlock(*checkpoint_, scheme_, *module, rows, cols, row_range, col_range,
+                                &buffers_, &bytes_loaded_);
     }
     absl::StatusOr<TensorView> tensor = checkpoint_->Get(name);
     if (!tensor.ok()) return tensor.status();
@@ -104,13 +122,16 @@ class CheckpointWeights final : public WeightSource {
   }
 
   bool Contains(std::string_view name) const override {
-    return checkpoint_->Find(name).has_value();
+    if (checkpoint_->Find(name).has_value()) return true;
+    const std::optional<std::string_view> module = LinearModule(name);
+    return module.has_value() && StoredWeightFormat(*checkpoint_, *module) != WeightFormat::kPlain;
   }
 
   uint64_t bytes_loaded() const override { return bytes_loaded_; }
 
  private:
   std::unique_ptr<SafetensorsCheckpoint> checkpoint_;
+  WeightQuantization scheme_;
   std::deque<HugePageBuffer> buffers_;  // column shards; deque: stable addresses
   uint64_t bytes_loaded_ = 0;
 };
@@ -191,10 +212,20 @@ class DummyWeights final : public WeightSource {
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
     const std::string& model_dir) {
   if (IsGgufFile(model_dir)) return OpenGgufWeights(model_dir);
+  // The quantization scheme first, so an unsupported one fails before any
+  // weight is read. A directory without config.json holds plain weights.
+  WeightQuantization scheme;
+  if (std::filesystem::exists(std::filesystem::path(model_dir) / "config.json")) {
+    absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+    if (!config.ok()) return config.status();
+    absl::StatusOr<WeightQuantization> parsed = ParseWeightQuantization(*config);
+    if (!parsed.ok()) return parsed.status();
+    scheme = *std::move(parsed);
+  }
   absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> checkpoint =
       SafetensorsCheckpoint::Open(model_dir);
   if (!checkpoint.ok()) return checkpoint.status();
-  return std::make_unique<CheckpointWeights>(*std::move(checkpoint));
+  return std::make_unique<CheckpointWeights>(*std::move(checkpoint), std::move(scheme));
 }
 
 std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std) {

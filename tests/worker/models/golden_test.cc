@@ -191,7 +191,9 @@ TEST_P(GoldenTest, TwoSequencesInOneBatch) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, GoldenTest,
     ::testing::Combine(::testing::Values("llama", "qwen2", "qwen3", "qwen3_moe_topk_norm",
-                                         "qwen3_moe_no_norm"),
+                                         "qwen3_moe_no_norm", "llama_awq", "qwen3_int4",
+                                         "qwen2_int4_channel", "qwen3_moe_awq", "qwen3_moe_fp8",
+                                         "llama_fp8_channel"),
                        ::testing::Values("reference", "cpu")),
     [](const ::testing::TestParamInfo<Param>& info) {
       return std::get<0>(info.param) + "_" + std::get<1>(info.param);

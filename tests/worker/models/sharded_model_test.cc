@@ -158,7 +158,10 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, ShardedModelTest,
     ::testing::Values(Param{"llama", false}, Param{"qwen2", false}, Param{"qwen3", false},
                       Param{"qwen3_moe_topk_norm", true}, Param{"qwen3_moe_no_norm", true},
-                      Param{"qwen3_moe_topk_norm", false}),
+                      Param{"qwen3_moe_topk_norm", false}, Param{"llama_awq", false},
+                      Param{"qwen3_int4", false}, Param{"qwen2_int4_channel", false},
+                      Param{"qwen3_moe_awq", false}, Param{"qwen3_moe_awq", true},
+                      Param{"qwen3_moe_fp8", true}, Param{"llama_fp8_channel", false}),
     [](const ::testing::TestParamInfo<Param>& info) {
       return std::get<0>(info.param) + (std::get<1>(info.param) ? "_ep" : "_tp");
     });
