@@ -80,4 +80,23 @@ inline float F8E4M3ToFloat(uint8_t bits) {
 
 }  // namespace duet
 
+// Encodes `value` as float8_e4m3fn, rounding to nearest even and saturating
+// to ±448 (the format has no infinities); NaN becomes 0x7f with its sign.
+inline uint8_t FloatToF8E4M3(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
+  const uint32_t abs_bits = bits & 0x7fffffffu;
+  if (abs_bits > 0x7f800000u) return sign | 0x7fu;
+  const float magnitude = std::bit_cast<float>(abs_bits);
+  if (magnitude >= 464.0f) return sign | 0x7eu;  // 448 and the ties above it
+  if (magnitude < 0x1p-6f) {
+    // Subnormal or zero: multiples of 2^-9; let the FPU round to even.
+    return sign | static_cast<uint8_t>(__builtin_nearbyintf(magnitude * 0x1p9f));
+  }
+  // Normal: keep 3 of fp32's 23 mantissa bits, rounding to nearest even; a
+  // carry into the exponent is the correct next binade (448 at most here).
+  const uint32_t rounded = abs_bits + 0x7ffffu + ((abs_bits >> 20) & 1u);
+  return sign | static_cast<uint8_t>((rounded - (120u << 23)) >> 20);
+}
+
 #endif  // DUET_COMMON_HALF_H_

@@ -46,7 +46,7 @@ ABSL_FLAG(std::string, tokenizer, "", "directory with tokenizer.json and tokeniz
 ABSL_FLAG(std::string, served_model_name, "", "model name reported to clients; default: --model (a .gguf file: its name without .gguf)");
 ABSL_FLAG(std::string, workers, "", "host:port of every duet-worker, comma-separated, rank 0 first");
 ABSL_FLAG(std::string, parallel, "", "tp or ep; default: ep for mixture-of-experts models, tp otherwise");
-ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
+ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights (in the format config.json's quantization_config declares)");
 ABSL_FLAG(int32_t, max_model_len, 0, "longest sequence (prompt + output); 0: the model's");
 ABSL_FLAG(int32_t, max_num_seqs, 256, "most sequences in one step");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "most tokens in one step");

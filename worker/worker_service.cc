@@ -122,7 +122,7 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::PrepareLocal(const v1::In
     DUET_ASSIGN_OR_RETURN(std::string config_json, ModelIdentity(request.model_path()));
     std::unique_ptr<WeightSource> source;
     if (dummy) {
-      source = MakeDummyWeights(request.dummy_seed());
+      DUET_ASSIGN_OR_RETURN(source, MakeDummyWeightsFor(config, request.dummy_seed()));
     } else {
       DUET_ASSIGN_OR_RETURN(source, OpenCheckpointWeights(request.model_path()));
     }

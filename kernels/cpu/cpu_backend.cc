@@ -107,7 +107,9 @@ class CpuBackend final : public Backend {
         matmul_int8_(isa == Isa::kScalar ? MatmulInt8ColumnsScalar : MatmulInt8ColumnsAvx2),
         group_matmul_(GroupMatmulFor(isa)),
         dequantize_group_rows_(isa == Isa::kScalar ? DequantizeGroupRows : DequantizeGroupRowsAvx2),
-        matmul_awq_(isa == Isa::kScalar ? MatmulAwqScalar : MatmulAwqAvx2),
+        matmul_awq_(isa == Isa::kScalar  ? MatmulAwqScalar
+                    : isa == Isa::kAvx2 ? MatmulAwqAvx2
+                                        : MatmulAwqAvx512),
         vec_(isa == Isa::kScalar ? ScalarVectorKernels() : Avx2VectorKernels()),
         pool_(num_threads) {}
 

@@ -5,7 +5,9 @@
 // can be picked by the linker for other code.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include <glog/logging.h>
 
@@ -82,6 +84,42 @@ struct F16Weights {
 };
 
 }  // namespace
+
+// A 16-lane FP8 dequantiser: the same fp32 operations as matmul_group_tiles.h's
+// (so the same bits), on 16 values per instruction. (For kInt4 the 8-lane one
+// measured faster here than 16-lane variants: it stays.)
+namespace group {
+
+template <>
+struct F8Rows<Avx512> {
+  static void Chunk(const Weight& w, int64_t row, int64_t c0, int64_t count, float* out) {
+    const uint8_t* bytes = static_cast<const uint8_t*>(w.data) + row * w.cols + c0;
+    const int64_t scale_cols = (w.cols + w.group_size - 1) / w.group_size;
+    const int64_t scale_row = (row / w.scale_rows) * scale_cols;
+    const __m512 two_8 = _mm512_set1_ps(0x1p8f);
+    const __m256i sign = _mm256_set1_epi16(0x80), magnitude = _mm256_set1_epi16(0x7f);
+    int64_t block = c0 / w.group_size;
+    int64_t t = 0;
+    while (t < count) {
+      const int64_t run_end = std::min<int64_t>(count, (block + 1) * w.group_size - c0);
+      const float scale = Scales<Avx512>::At(w, scale_row + block);
+      const __m512 s = _mm512_set1_ps(scale);
+      for (; t + 16 <= run_end; t += 16) {
+        const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + t)));
+        const __m256i half = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, sign), 8),
+                                             _mm256_slli_epi16(_mm256_and_si256(b, magnitude), 7));
+        _mm512_storeu_ps(out + t, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(half), two_8), s));
+      }
+      for (; t < run_end; ++t) {
+        const float value = _mm_cvtss_f32(_mm_cvtph_ps(F8HalfBits(_mm_cvtsi32_si128(bytes[t])))) * 0x1p8f;
+        out[t] = value * scale;
+      }
+      ++block;
+    }
+  }
+};
+
+}  // namespace group
 
 void MatmulColumnsAvx512(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
                          int64_t n_end) {

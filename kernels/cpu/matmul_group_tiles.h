@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -56,62 +57,69 @@ struct Int4Rows {
     const uint8_t* words = static_cast<const uint8_t*>(w.data) + (row * (w.cols / 8) + c0 / 8) * 4;
     const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i fifteen = _mm256_set1_epi32(15);
-    int64_t group = -1;
-    __m256 scale = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
-    for (int64_t t = 0; t < count / 8; ++t) {
-      const int64_t g = (c0 + 8 * t) / w.group_size;
-      if (g != group) {
-        group = g;
-        const float s = Scales<S>::At(w, row * groups + g);
-        int z = 8;
-        if (w.zeros != nullptr) {
-          uint32_t zword;
-          std::memcpy(&zword, static_cast<const uint8_t*>(w.zeros) + ((row / 8) * groups + g) * 4, 4);
-          z = static_cast<int>((zword >> (4 * (row % 8))) & 15);
-        }
-        scale = _mm256_set1_ps(s);
-        offset = _mm256_set1_ps(-(static_cast<float>(z) * s));
+    // Groups are whole words (group_size % 8 == 0): one scale per run of
+    // words, found without a division per word.
+    int64_t group = c0 / w.group_size;
+    int64_t t = 0;
+    while (t < count / 8) {
+      const int64_t run_end = std::min<int64_t>(count / 8, ((group + 1) * w.group_size - c0) / 8);
+      const float s = Scales<S>::At(w, row * groups + group);
+      int z = 8;
+      if (w.zeros != nullptr) {
+        uint32_t zword;
+        std::memcpy(&zword, static_cast<const uint8_t*>(w.zeros) + ((row / 8) * groups + group) * 4, 4);
+        z = static_cast<int>((zword >> (4 * (row % 8))) & 15);
       }
-      int32_t word;
-      std::memcpy(&word, words + 4 * t, sizeof(word));
-      const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), fifteen);
-      _mm256_storeu_ps(out + 8 * t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), scale, offset));
+      const __m256 scale = _mm256_set1_ps(s);
+      const __m256 offset = _mm256_set1_ps(-(static_cast<float>(z) * s));
+      for (; t < run_end; ++t) {
+        int32_t word;
+        std::memcpy(&word, words + 4 * t, sizeof(word));
+        const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), fifteen);
+        _mm256_storeu_ps(out + 8 * t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), scale, offset));
+      }
+      ++group;
     }
   }
 };
 
 // kF8E4M3: values [c0, c0 + count) of row `row` as e4m3(q)·s. The e4m3 bits
-// are moved into an fp32 pattern whose value is e4m3(q)·2^-120 (exact,
-// subnormals included), times 2^120 (exact), times s (GroupQuantElement's
-// one rounding). NaN patterns are refused when a checkpoint is loaded.
+// are moved into an fp16 pattern whose value is e4m3(q)·2^-8 (exact; e4m3's
+// subnormals become fp16 subnormals, which F16C converts at full speed where
+// an fp32 subnormal would take a microcode assist), converted to fp32, times
+// 2^8 (exact, a normal fp32), times s (GroupQuantElement's one rounding). NaN
+// patterns are refused when a checkpoint is loaded.
+// e4m3 bits (in the low byte of each 16-bit lane) as the fp16 bits of e4m3(q)·2^-8.
+inline __m128i F8HalfBits(__m128i b) {
+  return _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
+                      _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
+}
+
 template <typename S>
 struct F8Rows {
   static void Chunk(const Weight& w, int64_t row, int64_t c0, int64_t count, float* out) {
     const uint8_t* bytes = static_cast<const uint8_t*>(w.data) + row * w.cols + c0;
     const int64_t scale_cols = (w.cols + w.group_size - 1) / w.group_size;
     const int64_t scale_row = (row / w.scale_rows) * scale_cols;
-    const __m256 two_120 = _mm256_set1_ps(0x1p120f);
-    const __m256i sign = _mm256_set1_epi32(0x80), magnitude = _mm256_set1_epi32(0x7f);
+    const __m256 two_8 = _mm256_set1_ps(0x1p8f);
+    // Runs of values that share a scale, found without a division per value.
+    int64_t block = c0 / w.group_size;
     int64_t t = 0;
-    // Whole groups of 8 that share one scale.
-    for (; t + 8 <= count; t += 8) {
-      const int64_t c = c0 + t;
-      if (c / w.group_size != (c + 7) / w.group_size) break;
-      const __m256 s = _mm256_set1_ps(Scales<S>::At(w, scale_row + c / w.group_size));
-      int64_t packed;
-      std::memcpy(&packed, bytes + t, sizeof(packed));
-      const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(packed));
-      const __m256i bits = _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(b, sign), 24),
-                                           _mm256_slli_epi32(_mm256_and_si256(b, magnitude), 20));
-      _mm256_storeu_ps(out + t, _mm256_mul_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), two_120), s));
-    }
-    for (; t < count; ++t) {
-      const int64_t c = c0 + t;
-      const uint32_t b = bytes[t];
-      const float value = _mm_cvtss_f32(_mm_castsi128_ps(
-                              _mm_cvtsi32_si128(static_cast<int>(((b & 0x80) << 24) | ((b & 0x7f) << 20))))) *
-                          0x1p120f;
-      out[t] = value * Scales<S>::At(w, scale_row + c / w.group_size);
+    while (t < count) {
+      const int64_t run_end = std::min<int64_t>(count, (block + 1) * w.group_size - c0);
+      const float scale = Scales<S>::At(w, scale_row + block);
+      const __m256 s = _mm256_set1_ps(scale);
+      for (; t + 8 <= run_end; t += 8) {
+        int64_t packed;
+        std::memcpy(&packed, bytes + t, sizeof(packed));
+        const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(F8HalfBits(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(packed)))), two_8);
+        _mm256_storeu_ps(out + t, _mm256_mul_ps(v, s));
+      }
+      for (; t < run_end; ++t) {
+        const float value = _mm_cvtss_f32(_mm_cvtph_ps(F8HalfBits(_mm_cvtsi32_si128(bytes[t])))) * 0x1p8f;
+        out[t] = value * scale;
+      }
+      ++block;
     }
   }
 };

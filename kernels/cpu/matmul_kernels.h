@@ -61,10 +61,13 @@ void DequantizeGroupRowsAvx2(const Weight& w, int64_t first, int64_t rows, float
 // x[r, k] · w[n, k] with w dequantised as group_quant.h says. That is the same
 // for every ISA, m, column range and thread count, so these two agree bit for
 // bit (the scalar one is the definition; n_begin and n_end multiples of 8).
+// The AVX-512 one runs up to 8 rows of x itself and more through the AVX2 one.
 void MatmulAwqScalar(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
                      int64_t n_end);
 void MatmulAwqAvx2(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
                    int64_t n_end);
+void MatmulAwqAvx512(const float* x, int64_t m, const Weight& w, float* y, int64_t n_begin,
+                     int64_t n_end);
 
 // Block-quantized weights with 8-bit activations (kernels/quant_dot.h): rows
 // [r_begin, r_end) of x ([out->rows, out->cols]) rounded into *out (already

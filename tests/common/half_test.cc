@@ -171,5 +171,32 @@ TEST(HalfTest, FloatToF16MatchesCompilerFloat16) {
 }
 #endif
 
+// Every finite e4m3 code round-trips, the midpoint between neighbours goes to
+// the even code and anything past it to the nearer one, beyond 448 saturates.
+TEST(HalfTest, FloatToF8E4M3RoundsToNearestEvenAndSaturates) {
+  for (int code = 0; code < 256; ++code) {
+    if ((code & 0x7f) == 0x7f) continue;
+    EXPECT_EQ(FloatToF8E4M3(F8E4M3ToFloat(static_cast<uint8_t>(code))), code) << code;
+  }
+  for (int code = 0; code < 0x7e; ++code) {
+    const float low = F8E4M3ToFloat(static_cast<uint8_t>(code));
+    const float high = F8E4M3ToFloat(static_cast<uint8_t>(code + 1));
+    const float mid = 0.5f * (low + high);
+    const int even = (code % 2 == 0) ? code : code + 1;
+    EXPECT_EQ(FloatToF8E4M3(mid), even) << code;
+    EXPECT_EQ(FloatToF8E4M3(-mid), even | 0x80) << code;
+    EXPECT_EQ(FloatToF8E4M3(std::nextafter(mid, 0.0f)), code) << code;
+    EXPECT_EQ(FloatToF8E4M3(std::nextafter(mid, 1e9f)), code + 1) << code;
+  }
+  EXPECT_EQ(FloatToF8E4M3(448.0f), 0x7e);
+  EXPECT_EQ(FloatToF8E4M3(463.9f), 0x7e);
+  EXPECT_EQ(FloatToF8E4M3(464.0f), 0x7e);
+  EXPECT_EQ(FloatToF8E4M3(1e30f), 0x7e);
+  EXPECT_EQ(FloatToF8E4M3(-std::numeric_limits<float>::infinity()), 0xfe);
+  EXPECT_EQ(FloatToF8E4M3(std::numeric_limits<float>::quiet_NaN()), 0x7f);
+  EXPECT_EQ(FloatToF8E4M3(1e-30f), 0x00);
+  EXPECT_EQ(FloatToF8E4M3(-0.0f), 0x80);
+}
+
 }  // namespace
 }  // namespace duet

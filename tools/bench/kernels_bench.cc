@@ -1,6 +1,8 @@
 // CPU kernel benchmarks on a 2-thread pool. Decode GEMVs report the weight
 // bytes streamed per second next to the streaming read bandwidth measured
-// right after them (kernels_bench_memory.h); the prefill GEMM reports GFLOP/s.
+// right after them (kernels_bench_memory.h), and weights per second (the
+// quantized formats read fewer bytes per weight); the prefill GEMM reports
+// GFLOP/s.
 // docs/performance.md has the command line and recorded results.
 #include <benchmark/benchmark.h>
 
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "common/half.h"
+#include "kernels/group_quant.h"
 #include "kernels/ops.h"
 #include "tools/bench/kernels_bench_memory.h"
 
@@ -104,6 +107,7 @@ void BM_DecodeGemv(benchmark::State& state, WeightType type, int64_t k, int64_t 
   state.counters["weight_GB/s"] = weight_gbps;
   state.counters["read_bw_GB/s"] = read_gbps;
   state.counters["pct_of_read_bw"] = 100 * weight_gbps / read_gbps;
+  state.counters["Gweights/s"] = double(n) * k * state.iterations() / elapsed.count() / 1e9;
 }
 
 BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k4096_n4096, WeightType::kBF16, 4096, 4096, kThreads)
@@ -127,6 +131,113 @@ BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k4096_n4096_1thread, WeightType::kBF16, 40
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Copies of one random group-quantized matrix as a checkpoint stores it
+// (group_quant.h): random codes, scales near 0.01, zero points of 8; data,
+// scales and zeros of a copy in one buffer, each 64-byte aligned.
+class GroupWeightCopies {
+ public:
+  // group: inputs per scale (kAwqInt4, kInt4) or, for kF8E4M3, the block
+  // columns (block rows = group too; 0: one scale per output row).
+  GroupWeightCopies(WeightType type, int64_t rows, int64_t cols, int64_t group, size_t min_total_bytes) {
+    Weight w{.type = type, .rows = rows, .cols = cols, .group_size = group};
+    if (type == WeightType::kAwqInt4) {
+      w.scale_type = WeightType::kF16;
+    } else if (type == WeightType::kInt4) {
+      w.scale_type = WeightType::kBF16;
+    } else {
+      w.scale_type = WeightType::kF32;
+      w.group_size = group == 0 ? cols : group;
+      w.scale_rows = group == 0 ? 1 : group;
+    }
+    // Sizes from placeholders: GroupQuant*Bytes read only the shape fields.
+    w.data = w.scales = this;
+    if (type == WeightType::kAwqInt4) w.zeros = this;
+    data_bytes_ = kernels::GroupQuantDataBytes(w);
+    scale_bytes_ = kernels::GroupQuantScaleBytes(w);
+    zero_bytes_ = kernels::GroupQuantZeroBytes(w);
+    const size_t total = Align(data_bytes_) + Align(scale_bytes_) + zero_bytes_;
+    const size_t num_copies = std::max<size_t>(1, (min_total_bytes + total - 1) / total);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> scale(0.005f, 0.015f);
+    for (size_t c = 0; c < num_copies; ++c) {
+      copies_.push_back(std::make_unique<LargeBuffer>(total));
+      auto* base = static_cast<std::byte*>(copies_.back()->data());
+      auto* words = reinterpret_cast<uint32_t*>(base);
+      for (size_t i = 0; i < data_bytes_ / 4; ++i) words[i] = static_cast<uint32_t>(rng());
+      if (type == WeightType::kF8E4M3) {
+        // Random bytes, NaN codes (0x7f, 0xff) replaced by the largest finite value.
+        auto* bytes = reinterpret_cast<uint8_t*>(base);
+        for (size_t i = 0; i < data_bytes_; ++i) {
+          if ((bytes[i] & 0x7f) == 0x7f) bytes[i] = static_cast<uint8_t>(bytes[i] - 1);
+        }
+      }
+      std::byte* scales = base + Align(data_bytes_);
+      const size_t scale_count = scale_bytes_ / kernels::WeightTypeSize(w.scale_type);
+      for (size_t i = 0; i < scale_count; ++i) {
+        const float s = scale(rng);
+        if (w.scale_type == WeightType::kF32) {
+          reinterpret_cast<float*>(scales)[i] = s;
+        } else {
+          reinterpret_cast<uint16_t*>(scales)[i] = w.scale_type == WeightType::kF16 ? FloatToF16(s) : FloatToBf16(s);
+        }
+      }
+      std::memset(scales + Align(scale_bytes_), 0x88, zero_bytes_);
+      Weight copy = w;
+      copy.data = base;
+      copy.scales = scales;
+      copy.zeros = zero_bytes_ ? scales + Align(scale_bytes_) : nullptr;
+      weights_.push_back(copy);
+    }
+  }
+
+  Weight Next() {
+    const Weight w = weights_[next_];
+    next_ = (next_ + 1) % weights_.size();
+    return w;
+  }
+  double bytes_each() const { return double(data_bytes_ + scale_bytes_ + zero_bytes_); }
+
+ private:
+  static size_t Align(size_t bytes) { return (bytes + 63) / 64 * 64; }
+  size_t data_bytes_ = 0, scale_bytes_ = 0, zero_bytes_ = 0;
+  std::vector<std::unique_ptr<LargeBuffer>> copies_;
+  std::vector<Weight> weights_;
+  size_t next_ = 0;
+};
+
+// The decode GEMV over weights as a quantized checkpoint stores them: bytes
+// are the packed codes with their scales and zero points.
+void BM_DecodeGemvQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t k, int64_t n) {
+  GroupWeightCopies weights(type, n, k, group, 256 * kMiB);
+  const std::vector<float> x = RandomFloats(k, 1);
+  std::vector<float> y(n);
+  Backend& backend = SharedBackend();
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    backend.Matmul(x.data(), weights.Next(), y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const double weight_gbps = weights.bytes_each() * state.iterations() / elapsed.count() / 1e9;
+  const double read_gbps = MeasureReadBandwidthGBps(kThreads);
+  state.counters["weight_GB/s"] = weight_gbps;
+  state.counters["read_bw_GB/s"] = read_gbps;
+  state.counters["pct_of_read_bw"] = 100 * weight_gbps / read_gbps;
+  state.counters["Gweights/s"] = double(n) * k * state.iterations() / elapsed.count() / 1e9;
+}
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, awq_g128_k4096_n4096, WeightType::kAwqInt4, 128, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, int4_g128_k4096_n4096, WeightType::kInt4, 128, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, fp8_block128_k4096_n4096, WeightType::kF8E4M3, 128, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, fp8_channel_k4096_n4096, WeightType::kF8E4M3, 0, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // y[m, n] = x[m, k] · W[n, k]ᵀ, compute-bound.
 void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n) {
   WeightCopies weights(type, n, k, 0);
@@ -144,6 +255,27 @@ BENCHMARK_CAPTURE(BM_PrefillGemm, bf16_m64_k4096_n4096, WeightType::kBF16, 64, 4
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PrefillGemm, f32_m64_k4096_n4096, WeightType::kF32, 64, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_PrefillGemmQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t m, int64_t k,
+                             int64_t n) {
+  GroupWeightCopies weights(type, n, k, group, 0);
+  const std::vector<float> x = RandomFloats(m * k, 1);
+  std::vector<float> y(m * n);
+  Backend& backend = SharedBackend();
+  for (auto _ : state) {
+    backend.Matmul(x.data(), weights.Next(), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * k * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, awq_g128_m64_k4096_n4096, WeightType::kAwqInt4, 128, 64, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, fp8_block128_m64_k4096_n4096, WeightType::kF8E4M3, 128, 64, 4096,
+                  4096)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

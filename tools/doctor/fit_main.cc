@@ -1,6 +1,6 @@
 // duet-fit: will a model fit on these GPUs, and how much KV cache is left?
 //
-//   duet-fit (--model DIR | --config FILE) [--quantization auto|none|awq|fp8]
+//   duet-fit (--model DIR | --config FILE) [--quantization auto|none|awq|fp8|int4]
 //            [--gpus 2] [--gpu-memory-gib 24] [--gpu-memory-utilization 0.9]
 //            [--max-model-len N] [--max-num-batched-tokens 2048]
 //            [--max-num-seqs 256] [--json]
@@ -30,7 +30,7 @@
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (its config.json is read)");
 ABSL_FLAG(std::string, config, "", "a config.json file, instead of --model");
 ABSL_FLAG(std::string, quantization, "auto",
-          "weight format: auto (config.json's quantization_config), none (bf16), awq, fp8");
+          "weight format: auto (config.json's quantization_config), none (bf16), awq, fp8, int4");
 ABSL_FLAG(int32_t, gpus, 2, "number of GPUs");
 ABSL_FLAG(double, gpu_memory_gib, 24.0, "memory of each GPU in GiB");
 ABSL_FLAG(double, gpu_memory_utilization, 0.9, "fraction of each GPU's memory duet may use");
@@ -72,7 +72,7 @@ absl::StatusOr<std::string> Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "duet-fit (--model DIR | --config FILE) [--quantization auto|none|awq|fp8] [--gpus N] "
+      "duet-fit (--model DIR | --config FILE) [--quantization auto|none|awq|fp8|int4] [--gpus N] "
       "[--gpu-memory-gib GIB] [--gpu-memory-utilization F] [--max-model-len N] [--json]");
   const std::vector<std::string> positional = duet::ParseFlags(argc, argv);
   if (!positional.empty()) {

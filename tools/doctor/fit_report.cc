@@ -27,11 +27,17 @@ std::string QuantizationText(const Quantization& quantization) {
     case WeightFormat::kBf16:
       return "bf16";
     case WeightFormat::kFp8:
+      if (quantization.fp8_block_rows == 0) return "fp8 (per-tensor scales)";
       if (quantization.fp8_block_cols == 0) return "fp8 (per-channel scales)";
       return StrCat("fp8 (", quantization.fp8_block_rows, "×", quantization.fp8_block_cols,
                     " blocks)");
     case WeightFormat::kAwqInt4:
       return StrCat("awq-int4 (group ", quantization.awq_group_size, ")");
+    case WeightFormat::kInt4:
+      return StrCat("int4 (", quantization.int4_group_size == 0
+                                  ? std::string("per-channel scales")
+                                  : StrCat("group ", quantization.int4_group_size),
+                    quantization.int4_zero_points ? ", zero points)" : ", symmetric)");
   }
   return "unknown";
 }
@@ -85,6 +91,9 @@ Json FitReportJson(const FitReport& report, std::string_view model_name) {
   } else if (report.quantization.format == WeightFormat::kFp8) {
     quantization["fp8_block"] = {report.quantization.fp8_block_rows,
                                  report.quantization.fp8_block_cols};
+  } else if (report.quantization.format == WeightFormat::kInt4) {
+    quantization["int4_group_size"] = report.quantization.int4_group_size;
+    quantization["int4_zero_points"] = report.quantization.int4_zero_points;
   }
   Json layouts = Json::array();
   for (const LayoutFit& fit : report.layouts) layouts.push_back(LayoutJson(fit));

@@ -5,9 +5,10 @@
 //   {"model": NAME, "architecture": "...",
 //    "parameters": {"total", "embedding", "attention", "mlp", "experts",
 //                   "router", "norms", "lm_head"},
-//    "quantization": {"format": "bf16" | "fp8" | "awq-int4",
+//    "quantization": {"format": "bf16" | "fp8" | "awq-int4" | "int4",
 //                     "awq_group_size" (awq) | "fp8_block": [rows, cols] (fp8;
-//                     cols 0: a whole row)},
+//                     cols 0: a whole row, rows 0: all rows) |
+//                     "int4_group_size" (0: a whole row), "int4_zero_points" (int4)},
 //    "gpus": {"count", "memory_bytes", "utilization"},
 //    "max_model_len", "max_num_batched_tokens", "max_num_seqs",
 //    "layouts": [{"layout": "tp" | "ep" | "replicas",

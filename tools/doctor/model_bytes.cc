@@ -3,7 +3,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
+#include "common/weight_quantization.h"
 #include "glog/logging.h"
 
 namespace duet::doctor {
@@ -14,6 +16,7 @@ constexpr int64_t kFp8ScaleBytes = 4;     // fp32
 constexpr int64_t kAwqScaleBytes = 2;     // fp16
 constexpr int64_t kAwqZerosPerInt32 = 8;  // 4-bit zeros packed along output columns
 constexpr int64_t kAwqInt32Bytes = 4;
+constexpr int64_t kInt4ScaleBytes = 2;    // bf16 or fp16
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -42,16 +45,26 @@ int64_t LinearBytes(const RankLinear& linear, const Quantization& quantization) 
       bytes = rows * cols * k16BitBytes;
       break;
     case WeightFormat::kFp8: {
+      const int64_t block_rows =
+          quantization.fp8_block_rows == 0 ? rows : quantization.fp8_block_rows;
       const int64_t block_cols =
           quantization.fp8_block_cols == 0 ? cols : quantization.fp8_block_cols;
-      bytes = rows * cols + CeilDiv(rows, quantization.fp8_block_rows) * CeilDiv(cols, block_cols) *
-                                kFp8ScaleBytes;
+      bytes = rows * cols + CeilDiv(rows, block_rows) * CeilDiv(cols, block_cols) * kFp8ScaleBytes;
       break;
     }
     case WeightFormat::kAwqInt4: {
       const int64_t groups = CeilDiv(cols, quantization.awq_group_size);
       bytes = CeilDiv(rows * cols, 2) + groups * rows * kAwqScaleBytes +
               groups * CeilDiv(rows, kAwqZerosPerInt32) * kAwqInt32Bytes;
+      break;
+    }
+    case WeightFormat::kInt4: {
+      const int64_t groups =
+          quantization.int4_group_size == 0 ? 1 : CeilDiv(cols, quantization.int4_group_size);
+      bytes = CeilDiv(rows * cols, 2) + groups * rows * kInt4ScaleBytes;
+      if (quantization.int4_zero_points) {
+        bytes += groups * CeilDiv(rows, kAwqZerosPerInt32) * kAwqInt32Bytes;
+      }
       break;
     }
   }
@@ -156,9 +169,26 @@ std::string BlockProblem(const RankLinear& linear, const Quantization& quantizat
         return StrCat(linear.name, ": ", linear.cols, " input columns per rank cut AWQ groups of ",
                       quantization.awq_group_size);
       }
+      if (linear.rows_split && linear.rows % kAwqZerosPerInt32 != 0) {
+        return StrCat(linear.name, ": ", linear.rows, " output rows per rank cut AWQ's words of ",
+                      kAwqZerosPerInt32, " outputs");
+      }
       return "";
+    case WeightFormat::kInt4: {
+      const int64_t unit = quantization.int4_group_size == 0 ? 8 : quantization.int4_group_size;
+      if (linear.cols_split && linear.cols % unit != 0) {
+        return StrCat(linear.name, ": ", linear.cols, " input columns per rank cut INT4 ",
+                      quantization.int4_group_size == 0 ? "words of " : "groups of ", unit);
+      }
+      if (linear.rows_split && quantization.int4_zero_points && linear.rows % kAwqZerosPerInt32 != 0) {
+        return StrCat(linear.name, ": ", linear.rows, " output rows per rank cut INT4 zero-point words of ",
+                      kAwqZerosPerInt32, " rows");
+      }
+      return "";
+    }
     case WeightFormat::kFp8:
-      if (linear.rows_split && linear.rows % quantization.fp8_block_rows != 0) {
+      if (linear.rows_split && quantization.fp8_block_rows != 0 &&
+          linear.rows % quantization.fp8_block_rows != 0) {
         return StrCat(linear.name, ": ", linear.rows, " output rows per rank cut FP8 blocks of ",
                       quantization.fp8_block_rows, " rows");
       }
@@ -182,6 +212,8 @@ std::string_view WeightFormatName(WeightFormat format) {
       return "fp8";
     case WeightFormat::kAwqInt4:
       return "awq-int4";
+    case WeightFormat::kInt4:
+      return "int4";
   }
   return "unknown";
 }
@@ -191,8 +223,9 @@ absl::StatusOr<QuantizationChoice> ParseQuantizationChoice(std::string_view text
   if (text == "none") return QuantizationChoice::kNone;
   if (text == "awq") return QuantizationChoice::kAwq;
   if (text == "fp8") return QuantizationChoice::kFp8;
+  if (text == "int4") return QuantizationChoice::kInt4;
   return absl::InvalidArgumentError(
-      StrCat("--quantization must be auto, none, awq or fp8, got \"", text, "\""));
+      StrCat("--quantization must be auto, none, awq, fp8 or int4, got \"", text, "\""));
 }
 
 absl::StatusOr<Quantization> ResolveQuantization(const ModelConfig& config,
@@ -207,40 +240,45 @@ absl::StatusOr<Quantization> ResolveQuantization(const ModelConfig& config,
     case QuantizationChoice::kFp8:
       quantization.format = WeightFormat::kFp8;
       return quantization;
+    case QuantizationChoice::kInt4:
+      quantization.format = WeightFormat::kInt4;
+      return quantization;
     case QuantizationChoice::kAuto:
       break;
   }
-  if (!config.quantization.has_value()) return quantization;
-  const QuantizationConfig& stored = *config.quantization;
-  if (stored.quant_method == "awq") {
-    if (stored.bits.has_value() && *stored.bits != 4) {
-      return absl::InvalidArgumentError(
-          StrCat("quantization_config: AWQ with ", *stored.bits, " bits; duet reads 4-bit AWQ"));
-    }
-    quantization.format = WeightFormat::kAwqInt4;
-    if (stored.group_size.has_value()) {
-      if (*stored.group_size <= 0) {
-        return absl::InvalidArgumentError(
-            StrCat("quantization_config: group_size must be positive, got ", *stored.group_size));
+  // As the loader reads it, so the estimate is what it will hold.
+  DUET_ASSIGN_OR_RETURN(const WeightQuantization stored, ParseWeightQuantization(config));
+  switch (stored.format) {
+    case ::duet::WeightFormat::kPlain:
+      return quantization;
+    case ::duet::WeightFormat::kAwq:
+      quantization.format = WeightFormat::kAwqInt4;
+      quantization.awq_group_size = stored.group_size;
+      return quantization;
+    case ::duet::WeightFormat::kInt4:
+      quantization.format = WeightFormat::kInt4;
+      quantization.int4_group_size = stored.group_size;
+      quantization.int4_zero_points = stored.zero_points;
+      return quantization;
+    case ::duet::WeightFormat::kFp8:
+      quantization.format = WeightFormat::kFp8;
+      switch (stored.fp8_scales) {
+        case Fp8Scales::kTensor:
+          quantization.fp8_block_rows = 0;
+          quantization.fp8_block_cols = 0;
+          break;
+        case Fp8Scales::kChannel:
+          quantization.fp8_block_rows = 1;
+          quantization.fp8_block_cols = 0;
+          break;
+        case Fp8Scales::kBlock:
+          quantization.fp8_block_rows = stored.block_rows;
+          quantization.fp8_block_cols = stored.block_cols;
+          break;
       }
-      quantization.awq_group_size = *stored.group_size;
-    }
-    return quantization;
+      return quantization;
   }
-  if (stored.quant_method == "fp8") {
-    quantization.format = WeightFormat::kFp8;
-    if (stored.weight_block_size.size() == 2) {
-      quantization.fp8_block_rows = stored.weight_block_size[0];
-      quantization.fp8_block_cols = stored.weight_block_size[1];
-    } else {
-      quantization.fp8_block_rows = 1;
-      quantization.fp8_block_cols = 0;
-    }
-    return quantization;
-  }
-  return absl::InvalidArgumentError(
-      StrCat("quantization_config: quant_method \"", stored.quant_method,
-             "\" is not one duet reads (awq, fp8); pass --quantization to cost another format"));
+  return quantization;
 }
 
 ParameterCount CountParameters(const ModelConfig& config) {

@@ -20,10 +20,17 @@
 //   bf16:     2 B per parameter.
 //   FP8 e4m3: 1 B per parameter + one fp32 scale per block of
 //             fp8_block_rows × fp8_block_cols (128×128 by default; 1 × a
-//             whole row for per-channel scales).
+//             whole row for per-channel scales, one per matrix per tensor).
 //   AWQ-INT4: 0.5 B per parameter + per group of awq_group_size input rows
 //             and per output column an fp16 scale (2 B) and a 4-bit zero
 //             (packed 8 to an int32), i.e. 2.5 B per 128 weights.
+//   INT4 (compressed-tensors pack-quantized): 0.5 B per parameter + a 16-bit
+//             scale per output row and group of int4_group_size inputs (a
+//             whole row for channel scales) + with zero points a 4-bit zero
+//             each, packed 8 output rows to an int32.
+// These are the bytes the loader holds (kernels/group_quant.h's layouts as
+// stored), so the estimate is the loaded size; 16-bit parameters besides
+// (norms, biases) are counted at 2 B.
 //
 // Splitting (ShardPlan, the layout of worker/models/model_shard.h):
 //   attention is tensor parallel over the ranks: q/k/v by output rows (KV
@@ -51,30 +58,33 @@ enum class WeightFormat {
   kBf16,     // 16-bit weights as published (bf16 or fp16)
   kFp8,      // FP8 e4m3 with fp32 block scales
   kAwqInt4,  // AutoAWQ 4-bit, fp16 scales and 4-bit zeros per group
+  kInt4,     // compressed-tensors 4-bit, 16-bit scales, optional 4-bit zeros
 };
 
-// "bf16", "fp8", "awq-int4".
+// "bf16", "fp8", "awq-int4", "int4".
 std::string_view WeightFormatName(WeightFormat format);
 
 struct Quantization {
   WeightFormat format = WeightFormat::kBf16;
   int64_t awq_group_size = 128;  // AWQ: input rows sharing one scale and zero
-  int64_t fp8_block_rows = 128;  // FP8: output rows sharing one scale
+  int64_t fp8_block_rows = 128;  // FP8: output rows sharing one scale; 0: all of them
   int64_t fp8_block_cols = 128;  // FP8: input columns sharing one scale; 0: a whole row
+  int64_t int4_group_size = 128;  // INT4: inputs sharing one scale; 0: a whole row
+  bool int4_zero_points = false;  // INT4: asymmetric, a stored zero per scale
 };
 
 // What --quantization asks for: kAuto reads config.json's quantization_config.
-enum class QuantizationChoice { kAuto, kNone, kAwq, kFp8 };
+enum class QuantizationChoice { kAuto, kNone, kAwq, kFp8, kInt4 };
 
-// "auto", "none", "awq", "fp8"; InvalidArgument otherwise.
+// "auto", "none", "awq", "fp8", "int4"; InvalidArgument otherwise.
 absl::StatusOr<QuantizationChoice> ParseQuantizationChoice(std::string_view text);
 
-// The weight format to cost. kAuto takes config.quantization: none → bf16,
-// "awq" (4 bits; group_size as given, 128 when absent) → AWQ-INT4, "fp8"
-// (weight_block_size as given; per output channel when absent) → FP8; any
-// other quant_method or AWQ bit width is InvalidArgument. An explicit choice
-// costs the model as if its checkpoint had that format (AWQ group 128, FP8
-// 128×128 blocks), whatever config.json says.
+// The weight format to cost. kAuto takes config.quantization as the loader
+// reads it (common/weight_quantization.h: AWQ, compressed-tensors INT4 and
+// FP8, quant_method fp8), and its error for a scheme the loader refuses. An
+// explicit choice costs the model as if its checkpoint had that format (AWQ
+// group 128, FP8 128×128 blocks, INT4 symmetric group 128), whatever
+// config.json says.
 absl::StatusOr<Quantization> ResolveQuantization(const ModelConfig& config,
                                                  QuantizationChoice choice);
 

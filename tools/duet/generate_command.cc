@@ -40,10 +40,11 @@ absl::StatusOr<std::unique_ptr<kernels::Backend>> MakeBackend(const GenerateOpti
       StrCat("unknown backend '", options.backend, "' (cpu or reference)"));
 }
 
-absl::StatusOr<std::unique_ptr<worker::WeightSource>> OpenWeights(const GenerateOptions& options) {
+absl::StatusOr<std::unique_ptr<worker::WeightSource>> OpenWeights(const GenerateOptions& options,
+                                                                   const ModelConfig& config) {
   // "safetensors" also takes a GGUF file (OpenCheckpointWeights tells them apart).
   if (options.load_format == "safetensors") return worker::OpenCheckpointWeights(options.model_dir);
-  if (options.load_format == "dummy") return worker::MakeDummyWeights(/*seed=*/0);
+  if (options.load_format == "dummy") return worker::MakeDummyWeightsFor(config, /*seed=*/0);
   return absl::InvalidArgumentError(StrCat("unknown load format '", options.load_format,
                                                  "' (safetensors or dummy)"));
 }
@@ -76,7 +77,7 @@ absl::Status RunGenerate(const GenerateOptions& input) {
 
   DUET_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(options.model_dir));
   DUET_ASSIGN_OR_RETURN(std::unique_ptr<kernels::Backend> backend, MakeBackend(options));
-  DUET_ASSIGN_OR_RETURN(std::unique_ptr<worker::WeightSource> weights, OpenWeights(options));
+  DUET_ASSIGN_OR_RETURN(std::unique_ptr<worker::WeightSource> weights, OpenWeights(options, config));
   const Clock::time_point load_start = Clock::now();
   DUET_ASSIGN_OR_RETURN(std::unique_ptr<worker::DecoderModel> model,
                         worker::LoadModel(config, std::move(weights)));

@@ -20,7 +20,7 @@
 #include "tools/duet/serve_command.h"
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, *.safetensors) or a GGUF file");
-ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights");
+ABSL_FLAG(std::string, load_format, "safetensors", "safetensors, or dummy for random weights (in the format config.json's quantization_config declares)");
 ABSL_FLAG(std::string, prompt, "", "prompt text, tokenized with the model's tokenizer.json");
 ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids");
 ABSL_FLAG(int32_t, max_tokens, 32, "tokens to generate");
@@ -59,7 +59,7 @@ ABSL_FLAG(std::string, grpc_service, "", "healthcheck: service name to ask about
 ABSL_FLAG(double, timeout, 3, "healthcheck: seconds to wait for the answer");
 // doctor (also reads --model, --max-model-len, --gpu-memory-utilization)
 ABSL_FLAG(bool, json, false, "doctor: print JSON instead of a table");
-ABSL_FLAG(std::string, quantization, "auto", "doctor: weight format for the fit: auto, none, awq, fp8");
+ABSL_FLAG(std::string, quantization, "auto", "doctor: weight format for the fit: auto, none, awq, fp8, int4");
 ABSL_FLAG(double, nccl_timeout, 20, "doctor: seconds the NCCL all-reduce check may take");
 ABSL_FLAG(bool, skip_bandwidth, false, "doctor: do not measure GPU-to-GPU copy bandwidth");
 

@@ -16,6 +16,7 @@
 #include "common/weight_quantization.h"
 #include "kernels/block_quant.h"
 #include "glog/logging.h"
+#include "worker/models/dummy_quantized.h"
 #include "worker/models/gguf_weights.h"
 #include "worker/models/quantized_checkpoint.h"
 #include "worker/models/weight_buffer.h"
@@ -139,13 +140,18 @@ class CheckpointWeights final : public WeightSource {
 class DummyWeights final : public WeightSource {
  public:
   // A uniform distribution on [-r, r) has standard deviation r / sqrt(3).
-  DummyWeights(uint64_t seed, float std) : seed_(seed), range_(std * 1.7320508f) {}
+  DummyWeights(uint64_t seed, float std, WeightQuantization scheme)
+      : seed_(seed), std_(std), range_(std * 1.7320508f), scheme_(std::move(scheme)) {}
 
   absl::StatusOr<kernels::Weight> GetMatrixBlock(std::string_view name, int64_t rows, int64_t cols,
                                                  IndexRange row_range,
                                                  IndexRange col_range) override {
     if (!InBounds(row_range, rows) || !InBounds(col_range, cols)) {
       return BlockError(name, rows, cols, row_range, col_range);
+    }
+    if (scheme_.format != WeightFormat::kPlain && DummyQuantizesMatrix(name)) {
+      return DummyQuantizedBlock(scheme_, name, SeedFor(name), std_, rows, cols, row_range, col_range,
+                                 &buffers_, &bytes_loaded_);
     }
     // Element i of the whole tensor is drawn from state seed + (i + 1)·γ, so
     // a block holds exactly the values the whole tensor would.
@@ -154,9 +160,9 @@ class DummyWeights final : public WeightSource {
     uint16_t* values = static_cast<uint16_t*>(
         buffers_.emplace_back(std::max<size_t>(1, count * sizeof(uint16_t))).data());
     for (int64_t r = 0; r < row_range.count; ++r) {
-      uint64_t state = seed + static_cast<uint64_t>((row_range.begin + r) * cols + col_range.begin) * kGamma;
+      uint64_t state = seed + static_cast<uint64_t>((row_range.begin + r) * cols + col_range.begin) * kDummyGamma;
       uint16_t* row = values + r * col_range.count;
-      for (int64_t c = 0; c < col_range.count; ++c) row[c] = FloatToBf16(NextUniform(state, range_));
+      for (int64_t c = 0; c < col_range.count; ++c) row[c] = FloatToBf16(DummyUniform(state, range_));
     }
     bytes_loaded_ += count * sizeof(uint16_t);
     return kernels::Weight{.data = values, .type = kernels::WeightType::kBF16,
@@ -166,10 +172,10 @@ class DummyWeights final : public WeightSource {
   absl::StatusOr<std::vector<float>> GetVectorRange(std::string_view name, int64_t size,
                                                     IndexRange range) override {
     if (!InBounds(range, size)) return BlockError(name, 1, size, {0, 1}, range);
-    uint64_t state = SeedFor(name) + static_cast<uint64_t>(range.begin) * kGamma;
+    uint64_t state = SeedFor(name) + static_cast<uint64_t>(range.begin) * kDummyGamma;
     const float center = name.ends_with("bias") ? 0.0f : 1.0f;
     std::vector<float> values(range.count);
-    for (float& value : values) value = center + NextUniform(state, range_);
+    for (float& value : values) value = center + DummyUniform(state, range_);
     bytes_loaded_ += values.size() * sizeof(float);
     return values;
   }
@@ -189,20 +195,10 @@ class DummyWeights final : public WeightSource {
     return hash ^ seed_;
   }
 
-  // Uniform in [-range, range) from a splitmix64 step: cheap enough to fill
-  // billions of weights for benchmarks of real model shapes.
-  static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
-  static float NextUniform(uint64_t& state, float range) {
-    uint64_t z = (state += kGamma);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    const float unit = static_cast<float>(z >> 40) * 0x1p-24f;  // [0, 1)
-    return (2.0f * unit - 1.0f) * range;
-  }
-
   uint64_t seed_;
-  float range_;
+  float std_;
+  float range_;  // of the uniform distribution with that deviation
+  WeightQuantization scheme_;
   std::deque<HugePageBuffer> buffers_;  // deque: stable addresses
   uint64_t bytes_loaded_ = 0;
 };
@@ -228,8 +224,15 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
   return std::make_unique<CheckpointWeights>(*std::move(checkpoint), std::move(scheme));
 }
 
-std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std) {
-  return std::make_unique<DummyWeights>(seed, std);
+std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std, WeightQuantization scheme) {
+  return std::make_unique<DummyWeights>(seed, std, std::move(scheme));
+}
+
+absl::StatusOr<std::unique_ptr<WeightSource>> MakeDummyWeightsFor(const ModelConfig& config,
+                                                                  uint64_t seed) {
+  absl::StatusOr<WeightQuantization> scheme = ParseWeightQuantization(config);
+  if (!scheme.ok()) return scheme.status();
+  return MakeDummyWeights(seed, 0.02f, *std::move(scheme));
 }
 
 }  // namespace duet::worker

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/model_config.h"
 #include "common/safetensors_checkpoint.h"
+#include "common/weight_quantization.h"
 #include "kernels/ops.h"
 #include "worker/models/model_shard.h"
 
@@ -70,9 +72,17 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenCheckpointWeights(
 
 // Random weights: matrices bf16 with entries uniform with standard deviation
 // `std`, vectors fp32 near one (norm weights) or near zero (names ending in
-// "bias"). The same seed
-// gives the same tensors, tensor by tensor, independent of request order.
-std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std = 0.02f);
+// "bias"); with a quantized `scheme` (config.json's quantization_config) the
+// decoder layers' Linear weights are stored in its format instead
+// (dummy_quantized.h), as a checkpoint of that format stores them. The same
+// seed gives the same tensors, tensor by tensor, independent of request order.
+std::unique_ptr<WeightSource> MakeDummyWeights(uint64_t seed, float std = 0.02f,
+                                               WeightQuantization scheme = {});
+
+// Dummy weights for `config`, in the format its quantization_config declares
+// (an unsupported one is the error ParseWeightQuantization gives).
+absl::StatusOr<std::unique_ptr<WeightSource>> MakeDummyWeightsFor(const ModelConfig& config,
+                                                                  uint64_t seed);
 
 }  // namespace duet::worker
 
