@@ -3,6 +3,7 @@
 //   duet serve [--model DIR] [--port 8000] [--grpc-port 50051] ...
 //   duet doctor [--json] [--model DIR [--quantization Q] [--max-model-len N]] ...
 //   duet healthcheck (--url http://HOST:PORT/health | --grpc-address HOST:PORT)
+//   duet bench serve --model NAME [--tokenizer DIR] [--base-url URL] [--endpoint /v1/completions] ...
 // Flags may be spelled with dashes or underscores (--max-tokens, --max_tokens).
 #include <cstdio>
 #include <string>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/command_line.h"
 #include "tools/doctor/doctor_command.h"
+#include "tools/duet/bench_command.h"
 #include "tools/duet/generate_command.h"
 #include "tools/duet/healthcheck_command.h"
 #include "tools/duet/serve_command.h"
@@ -63,6 +65,28 @@ ABSL_FLAG(std::string, quantization, "auto", "doctor: weight format for the fit:
 ABSL_FLAG(double, nccl_timeout, 20, "doctor: seconds the NCCL all-reduce check may take");
 ABSL_FLAG(bool, skip_bandwidth, false, "doctor: do not measure GPU-to-GPU copy bandwidth");
 
+// bench serve (also reads --model, --tokenizer, --api-key, --seed,
+// --ignore-eos, --temperature, --json)
+ABSL_FLAG(std::string, base_url, "http://127.0.0.1:8000", "bench serve: the server's base URL");
+ABSL_FLAG(std::string, endpoint, "/v1/completions", "bench serve: /v1/completions or /v1/chat/completions");
+ABSL_FLAG(std::string, dataset_name, "random", "bench serve: random or sharegpt");
+ABSL_FLAG(std::string, dataset_path, "", "bench serve: the ShareGPT JSON file");
+ABSL_FLAG(int64_t, num_prompts, 100, "bench serve: requests to send");
+ABSL_FLAG(int64_t, random_input_len, 1024, "bench serve: random prompts' length in tokens");
+ABSL_FLAG(int64_t, random_output_len, 128, "bench serve: random prompts' max_tokens");
+ABSL_FLAG(double, random_range_ratio, 0.0, "bench serve: lengths uniform within this fraction of the above");
+ABSL_FLAG(int64_t, random_prefix_len, 0, "bench serve: tokens of a prefix every random prompt shares");
+ABSL_FLAG(int64_t, sharegpt_output_len, 0, "bench serve: max_tokens for ShareGPT prompts; 0: the answer's length");
+ABSL_FLAG(int64_t, max_concurrency, 0, "bench serve: most requests in flight; 0: no cap");
+ABSL_FLAG(std::string, request_rate, "inf", "bench serve: requests per second, or inf (all at once)");
+ABSL_FLAG(double, burstiness, 1.0, "bench serve: gamma shape of the arrivals (1: Poisson)");
+ABSL_FLAG(int64_t, num_warmups, 1, "bench serve: uncounted requests sent first");
+ABSL_FLAG(double, request_timeout, 600, "bench serve: seconds one request may take");
+ABSL_FLAG(std::string, metric_percentiles, "90,99", "bench serve: percentiles reported besides the median");
+ABSL_FLAG(std::string, goodput, "", "bench serve: SLOs in ms for goodput, e.g. \"ttft:500 tpot:50\"");
+ABSL_FLAG(std::string, result_file, "", "bench serve: also write the JSON report to this file");
+ABSL_FLAG(bool, progress, true, "bench serve: a progress bar on stderr (when it is a terminal)");
+
 namespace {
 
 constexpr char kUsage[] =
@@ -71,7 +95,8 @@ constexpr char kUsage[] =
     "  generate   run a model on a prompt (text or token ids) in this process\n"
     "  doctor     check this machine for serving (GPUs, P2P, NCCL, PCIe, CPU path); --model: fit\n"
     "  serve      start the router and the workers; serve the OpenAI and gRPC APIs\n"
-    "  healthcheck  probe a running router or worker (HTTP /health or gRPC health)\n";
+    "  healthcheck  probe a running router or worker (HTTP /health or gRPC health)\n"
+    "  bench serve  benchmark an OpenAI-compatible server (vLLM's bench serve metrics)\n";
 
 bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
   for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -147,6 +172,37 @@ int Healthcheck() {
   return 0;
 }
 
+int BenchServe() {
+  duet::cli::BenchServeOptions options;
+  options.base_url = absl::GetFlag(FLAGS_base_url);
+  options.endpoint = absl::GetFlag(FLAGS_endpoint);
+  options.model = absl::GetFlag(FLAGS_model);
+  options.tokenizer = absl::GetFlag(FLAGS_tokenizer);
+  options.api_key = absl::GetFlag(FLAGS_api_key);
+  options.dataset_name = absl::GetFlag(FLAGS_dataset_name);
+  options.dataset_path = absl::GetFlag(FLAGS_dataset_path);
+  options.num_prompts = absl::GetFlag(FLAGS_num_prompts);
+  options.random_input_len = absl::GetFlag(FLAGS_random_input_len);
+  options.random_output_len = absl::GetFlag(FLAGS_random_output_len);
+  options.random_range_ratio = absl::GetFlag(FLAGS_random_range_ratio);
+  options.random_prefix_len = absl::GetFlag(FLAGS_random_prefix_len);
+  options.sharegpt_output_len = absl::GetFlag(FLAGS_sharegpt_output_len);
+  options.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
+  options.request_rate = absl::GetFlag(FLAGS_request_rate);
+  options.burstiness = absl::GetFlag(FLAGS_burstiness);
+  options.num_warmups = absl::GetFlag(FLAGS_num_warmups);
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  options.temperature = absl::GetFlag(FLAGS_temperature);
+  options.request_timeout_s = absl::GetFlag(FLAGS_request_timeout);
+  options.metric_percentiles = absl::GetFlag(FLAGS_metric_percentiles);
+  options.goodput = absl::GetFlag(FLAGS_goodput);
+  options.result_file = absl::GetFlag(FLAGS_result_file);
+  options.json = absl::GetFlag(FLAGS_json);
+  options.progress = absl::GetFlag(FLAGS_progress);
+  return duet::cli::RunBenchServe(options);
+}
+
 int Doctor() {
   duet::doctor::DoctorOptions options;
   options.json = absl::GetFlag(FLAGS_json);
@@ -169,6 +225,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
+  if (command == "bench") {
+    if (argc < 3 || std::string(argv[2]) != "serve") {
+      std::fprintf(stderr, "error: duet bench takes one subcommand: serve\n%s", kUsage);
+      return 2;
+    }
+    duet::ParseFlags(argc, argv, /*first_flag=*/3);
+    return BenchServe();
+  }
   duet::ParseFlags(argc, argv, /*first_flag=*/2);
 
   if (command == "generate") return Generate();
