@@ -1,7 +1,13 @@
 // `duet bench serve`'s parts: the HTTP response decoder, the stream timer's
 // reading of completions and chat events, the metrics against hand-computed
 // values with vLLM's definitions, and the datasets.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -128,11 +134,13 @@ TEST(StreamTimerTest, FailuresSayWhy) {
   EXPECT_FALSE(bad.ok);
   EXPECT_EQ(bad.error, "HTTP 400: max_tokens is too large");
 
+  // No usage: the runner counts with the tokenizer (or fails without one).
   StreamTimer no_usage(false, 0.0);
   no_usage.Feed("data: {\"choices\":[{\"text\":\"x\"}]}\n\ndata: [DONE]\n\n", 0.1);
   const RequestResult uncounted = no_usage.Finish(200, 0.1);
-  EXPECT_FALSE(uncounted.ok);
-  EXPECT_THAT(uncounted.error, HasSubstr("no usage"));
+  EXPECT_TRUE(uncounted.ok);
+  EXPECT_TRUE(uncounted.counted_by_tokenizer);
+  EXPECT_EQ(uncounted.output_tokens, 0);
 
   StreamTimer mid_stream(false, 0.0);
   mid_stream.Feed("data: {\"choices\":[{\"text\":\"x\"}]}\n\ndata: {\"error\":{\"message\":\"worker lost\"}}\n\n", 0.1);
@@ -290,6 +298,134 @@ TEST(DatasetTest, ShareGptTakesFirstTurnsAndFilters) {
             absl::StatusCode::kNotFound);
   std::ofstream(path) << "{not json";
   EXPECT_FALSE(ShareGptDataset(*tokenizer, path.string(), 10, std::nullopt, 0).ok());
+}
+
+// Answers every connection with `response` (after reading the request's
+// head and body), on a loopback port, until destroyed.
+class CannedServer {
+ public:
+  explicit CannedServer(std::string response) : response_(std::move(response)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    socklen_t length = sizeof(address);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int client = accept(fd_, nullptr, nullptr);
+        if (client < 0 || stopping_) {
+          if (client >= 0) close(client);
+          return;
+        }
+        std::string request;
+        char buffer[4096];
+        size_t body_start = std::string::npos, length = 0;
+        while (body_start == std::string::npos || request.size() < body_start + length) {
+          const ssize_t n = recv(client, buffer, sizeof(buffer), 0);
+          if (n <= 0) break;
+          request.append(buffer, static_cast<size_t>(n));
+          if (body_start == std::string::npos && (body_start = request.find("\r\n\r\n")) != std::string::npos) {
+            body_start += 4;
+            const size_t at = request.find("Content-Length: ");
+            length = at == std::string::npos ? 0 : std::stoul(request.substr(at + 16));
+          }
+        }
+        ++requests_;
+        send(client, response_.data(), response_.size(), MSG_NOSIGNAL);
+        close(client);
+      }
+    });
+  }
+  ~CannedServer() {
+    stopping_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1/completions"; }
+  int requests() const { return requests_; }
+
+ private:
+  std::string response_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+std::string ChunkedSse(const std::vector<std::string>& events) {
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (const std::string& e : events) {
+    const std::string data = "data: " + e + "\n\n";
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx", data.size());
+    out += std::string(size) + "\r\n" + data + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+TEST(RunnerTest, EveryPromptIsSentAndCountedFromUsage) {
+  CannedServer server(ChunkedSse({R"({"choices":[{"text":"a"}]})", R"({"choices":[{"text":"b"}]})",
+                                  R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}})",
+                                  "[DONE]"}));
+  RunOptions options;
+  options.url = ParseHttpUrl(server.url()).value();
+  options.max_concurrency = 2;
+  options.num_warmups = 1;
+  const std::vector<BenchPrompt> prompts(5, BenchPrompt{.text = "x", .prompt_tokens = 1, .output_tokens = 2});
+  absl::StatusOr<RunOutput> output = RunBenchmark(prompts, options);
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_EQ(server.requests(), 6) << "five prompts and one warm-up";
+  ASSERT_EQ(output->results.size(), 5u);
+  for (const RequestResult& r : output->results) {
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.text, "ab");
+    EXPECT_EQ(r.prompt_tokens, 5);
+    EXPECT_EQ(r.output_tokens, 2);
+    EXPECT_FALSE(r.counted_by_tokenizer);
+    EXPECT_LE(r.ttft, r.e2el);
+  }
+  EXPECT_GT(output->duration_s, 0);
+}
+
+TEST(RunnerTest, StreamsWithoutUsageAreCountedByTheTokenizer) {
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer = TinyTokenizer();
+  if (tokenizer == nullptr) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
+  CannedServer server(ChunkedSse({R"({"choices":[{"text":"Hello"}]})", R"({"choices":[{"text":" world"}]})",
+                                  "[DONE]"}));
+  RunOptions options;
+  options.url = ParseHttpUrl(server.url()).value();
+  options.num_warmups = 0;
+  const std::vector<BenchPrompt> prompts(2, BenchPrompt{.text = "one two three", .prompt_tokens = 3,
+                                                        .output_tokens = 2});
+  absl::StatusOr<RunOutput> without = RunBenchmark(prompts, options);
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->results[0].ok) << "no tokenizer: the counts are unknown";
+  EXPECT_THAT(without->results[0].error, HasSubstr("no usage"));
+
+  options.tokenizer = tokenizer.get();
+  absl::StatusOr<RunOutput> counted = RunBenchmark(prompts, options);
+  ASSERT_TRUE(counted.ok());
+  const RequestResult& r = counted->results[1];
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.counted_by_tokenizer);
+  EXPECT_EQ(r.output_tokens, static_cast<int64_t>(tokenizer->Encode("Hello world", false)->size()));
+  EXPECT_EQ(r.prompt_tokens, static_cast<int64_t>(tokenizer->Encode("one two three", false)->size()));
+  EXPECT_EQ(Summarize(counted->results, 1.0, {99}, {}).counted_by_tokenizer, 2);
+}
+
+TEST(RunnerTest, AnUnreachableServerFailsTheWarmUp) {
+  RunOptions options;
+  options.url = ParseHttpUrl("http://127.0.0.1:1/v1/completions").value();
+  const std::vector<BenchPrompt> prompts(1, BenchPrompt{.text = "x", .prompt_tokens = 1, .output_tokens = 1});
+  absl::StatusOr<RunOutput> output = RunBenchmark(prompts, options);
+  EXPECT_EQ(output.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(output.status().message()), HasSubstr("cannot connect"));
 }
 
 }  // namespace

@@ -116,6 +116,7 @@ BenchReport Summarize(const std::vector<RequestResult>& results, double duration
     report.total_input_tokens += r.prompt_tokens;
     report.total_output_tokens += r.output_tokens;
     report.total_cached_tokens += r.cached_tokens;
+    report.counted_by_tokenizer += r.counted_by_tokenizer ? 1 : 0;
     ttfts.push_back(r.ttft);
     e2els.push_back(r.e2el);
     itls.insert(itls.end(), r.itl.begin(), r.itl.end());
@@ -152,6 +153,9 @@ std::string ReportTable(const BenchReport& report, const std::vector<std::pair<s
   Row(&out, "Total input tokens:", StrCat(report.total_input_tokens));
   Row(&out, "Total generated tokens:", StrCat(report.total_output_tokens));
   Row(&out, "Total cached prompt tokens:", StrCat(report.total_cached_tokens));
+  if (report.counted_by_tokenizer > 0) {
+    Row(&out, "Requests without usage (tokenizer counts):", StrCat(report.counted_by_tokenizer));
+  }
   Row(&out, "Request throughput (req/s):", Fixed(report.request_throughput));
   if (report.goodput) Row(&out, "Request goodput (req/s):", Fixed(*report.goodput));
   Row(&out, "Output token throughput (tok/s):", Fixed(report.output_throughput));
@@ -178,6 +182,7 @@ nlohmann::json ReportJson(const BenchReport& report) {
       {"total_input_tokens", report.total_input_tokens},
       {"total_output_tokens", report.total_output_tokens},
       {"total_cached_tokens", report.total_cached_tokens},
+      {"counted_by_tokenizer", report.counted_by_tokenizer},
       {"request_throughput", report.request_throughput},
       {"output_throughput", report.output_throughput},
       {"total_token_throughput", report.total_token_throughput},

@@ -7,7 +7,8 @@
 //   E2EL  time from sending a request to the end of its stream.
 // Throughputs divide totals over successful requests by the benchmark's
 // wall time. Token counts are the server's own (the stream's `usage`), never
-// what was asked for. Percentiles interpolate linearly between order
+// what was asked for (for a server whose streams carry no usage, the
+// tokenizer's count of what it returned). Percentiles interpolate linearly between order
 // statistics (numpy's default, as vLLM reports them).
 #ifndef DUET_TOOLS_BENCH_SERVE_BENCH_METRICS_H_
 #define DUET_TOOLS_BENCH_SERVE_BENCH_METRICS_H_
@@ -32,6 +33,10 @@ struct RequestResult {
   int64_t prompt_tokens = 0;   // usage.prompt_tokens
   int64_t output_tokens = 0;   // usage.completion_tokens
   int64_t cached_tokens = 0;   // usage.prompt_tokens_details.cached_tokens, when given
+  // The stream carried no usage (llama-cpp-python's server, for one): the
+  // counts are the benchmark tokenizer's, of the prompt and of the returned
+  // text, as vLLM's bench counts for such servers.
+  bool counted_by_tokenizer = false;
   double ttft = 0;
   double e2el = 0;
   std::vector<double> itl;
@@ -69,6 +74,7 @@ struct BenchReport {
   int64_t total_input_tokens = 0;
   int64_t total_output_tokens = 0;
   int64_t total_cached_tokens = 0;
+  int64_t counted_by_tokenizer = 0;    // successful requests without usage
   double request_throughput = 0;       // completed requests / s
   double output_throughput = 0;        // output tokens / s
   double total_token_throughput = 0;   // (input + output) tokens / s

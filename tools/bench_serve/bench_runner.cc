@@ -192,10 +192,7 @@ RequestResult StreamTimer::Finish(int status, double now) {
     return result;
   }
   if (!result.error.empty()) return result;
-  if (!saw_usage_) {
-    result.error = "the stream carried no usage (token counts)";
-    return result;
-  }
+  result.counted_by_tokenizer = !saw_usage_;
   if (!first_chunk_seen_) result.ttft = result.e2el;
   result.ok = true;
   return result;
@@ -225,7 +222,21 @@ absl::StatusOr<RunOutput> RunBenchmark(const std::vector<BenchPrompt>& prompts, 
       failed.error = std::string(status.status().message());
       return failed;
     }
-    return timer.Finish(*status, seconds());
+    RequestResult result = timer.Finish(*status, seconds());
+    if (result.ok && result.counted_by_tokenizer) {
+      if (options.tokenizer == nullptr) {
+        result.ok = false;
+        result.error = "the stream carried no usage (token counts)";
+        return result;
+      }
+      const auto count = [&](const std::string& text) -> int64_t {
+        absl::StatusOr<std::vector<int32_t>> ids = options.tokenizer->Encode(text, /*add_special_tokens=*/false);
+        return ids.ok() ? static_cast<int64_t>(ids->size()) : 0;
+      };
+      result.prompt_tokens = count(prompt.text);
+      result.output_tokens = count(result.text);
+    }
+    return result;
   };
 
   for (int64_t w = 0; w < options.num_warmups; ++w) {

@@ -37,6 +37,9 @@ struct RunOptions {
   uint64_t seed = 0;
   double request_timeout_s = 600;
   bool progress = false;       // a progress bar on stderr
+  // Counts tokens of requests whose stream has no usage; null: such a
+  // request fails.
+  const tokenizer::Tokenizer* tokenizer = nullptr;
 };
 
 // The JSON body of one request.
@@ -49,7 +52,8 @@ class StreamTimer {
   StreamTimer(bool chat, double sent_at) : chat_(chat), sent_at_(sent_at) {}
   // `body` is the next piece of the stream, received at `now`.
   void Feed(std::string_view body, double now);
-  // The result once the stream ended at `now` with HTTP `status`.
+  // The result once the stream ended at `now` with HTTP `status`; without
+  // usage in the stream, ok with counted_by_tokenizer set and counts zero.
   RequestResult Finish(int status, double now);
 
  private:

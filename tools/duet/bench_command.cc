@@ -97,6 +97,7 @@ absl::Status Run(const BenchServeOptions& options, int* exit_code) {
   run.seed = options.seed;
   run.request_timeout_s = options.request_timeout_s;
   run.progress = options.progress && isatty(STDERR_FILENO);
+  run.tokenizer = assets->tokenizer.get();
   DUET_ASSIGN_OR_RETURN(const bench::RunOutput output, bench::RunBenchmark(prompts, run));
 
   const bench::BenchReport report = bench::Summarize(output.results, output.duration_s, percentiles, slos);
