@@ -160,12 +160,14 @@ TEST(RequestBodyTest, AsksForUsageAndTheOutputLength) {
   EXPECT_EQ(completion["stream"], true);
   EXPECT_EQ(completion["stream_options"]["include_usage"], true);
   EXPECT_EQ(completion["ignore_eos"], true);
+  EXPECT_EQ(completion["min_tokens"], 9);
   options.chat = true;
   options.ignore_eos = false;
   const nlohmann::json chat = nlohmann::json::parse(RequestBody(prompt, options));
   EXPECT_EQ(chat["messages"][0]["content"], "hi");
   EXPECT_FALSE(chat.contains("prompt"));
   EXPECT_FALSE(chat.contains("ignore_eos"));
+  EXPECT_FALSE(chat.contains("min_tokens"));
 }
 
 TEST(MetricsTest, PercentilesInterpolateAsNumpy) {

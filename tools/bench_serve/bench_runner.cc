@@ -102,7 +102,12 @@ std::string RequestBody(const BenchPrompt& prompt, const RunOptions& options) {
   } else {
     body["prompt"] = prompt.text;
   }
-  if (options.ignore_eos) body["ignore_eos"] = true;
+  // ignore_eos is vLLM's (and duet's) field, min_tokens the one llama.cpp's
+  // servers read: with both, every server generates exactly max_tokens.
+  if (options.ignore_eos) {
+    body["ignore_eos"] = true;
+    body["min_tokens"] = prompt.output_tokens;
+  }
   return body.dump();
 }
 
