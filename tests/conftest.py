@@ -1,6 +1,7 @@
 """Shared pytest setup for duet's Python tests (run by ctest)."""
 import os
 import pathlib
+import socket
 
 import pytest
 
@@ -14,6 +15,13 @@ def build_dir() -> pathlib.Path:
 def assets_dir() -> pathlib.Path:
     source = pathlib.Path(os.environ.get("DUET_SOURCE_DIR", "."))
     return pathlib.Path(os.environ.get("DUET_ASSETS", source / ".." / "shared" / "assets"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture

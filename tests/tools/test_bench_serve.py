@@ -6,7 +6,6 @@ prefix, and failed requests counted and named rather than dropped."""
 import json
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,13 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import build_dir  # noqa: E402
+from conftest import build_dir, free_port  # noqa: E402
 
 openai = pytest.importorskip("openai")
 
 MODEL_DIR = build_dir() / "models" / "duet-tiny-qwen3"
 DUET = build_dir() / "tools" / "duet" / "duet"
 NAME = "duet-tiny"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +92,13 @@ def test_shared_prefix_hits_the_prefix_cache(server):
     assert report["total_cached_tokens"] >= 6 * 48, report
 
 
-def test_usage_counts_agree_with_the_openai_client(server):
+def test_usage_counts_agree_with_the_openai_client(server, tmp_path):
     prompt = "The quick brown fox jumps over the lazy dog, again and again"
     client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused")
     stream = client.completions.create(model=NAME, prompt=prompt, max_tokens=5, stream=True,
                                        stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
     usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
-    dataset = pathlib.Path(server.split(":")[-1] + "-sharegpt.json")
-    dataset = build_dir() / "bench" / dataset.name
-    dataset.parent.mkdir(parents=True, exist_ok=True)
+    dataset = tmp_path / "sharegpt.json"
     dataset.write_text(json.dumps([{"conversations": [{"from": "human", "value": prompt},
                                                       {"from": "gpt", "value": "x " * 20}]}]))
     result, report = bench(server, "--dataset-name=sharegpt", f"--dataset-path={dataset}",

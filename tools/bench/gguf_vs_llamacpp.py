@@ -56,6 +56,38 @@ def random_q4_k(rows: int, cols: int, rng: np.random.Generator):
     return blocks.reshape(rows, -1)
 
 
+def add_q4_k_decoder(writer, c: dict, qk_norm: bool, rng: np.random.Generator) -> None:
+    """The tensors of a decoder of shape `c` (layers, hidden, ff, heads,
+    kv_heads, head_dim, vocab): every matrix random Q4_K, norms fp32, the
+    embedding tied to the lm_head; Qwen3's q/k norms when `qk_norm`."""
+    import gguf
+    q4_k = gguf.GGMLQuantizationType.Q4_K
+
+    def matrix(name: str, rows: int, cols: int) -> None:
+        writer.add_tensor(name, random_q4_k(rows, cols, rng), raw_dtype=q4_k)
+
+    def norm(name: str, size: int) -> None:
+        writer.add_tensor(name, rng.uniform(0.5, 1.5, size).astype(np.float32))
+
+    hidden, q_size, kv_size = c["hidden"], c["heads"] * c["head_dim"], c["kv_heads"] * c["head_dim"]
+    matrix("token_embd.weight", c["vocab"], hidden)  # tied: also the lm_head
+    norm("output_norm.weight", hidden)
+    for layer in range(c["layers"]):
+        p = f"blk.{layer}."
+        norm(p + "attn_norm.weight", hidden)
+        norm(p + "ffn_norm.weight", hidden)
+        if qk_norm:
+            norm(p + "attn_q_norm.weight", c["head_dim"])
+            norm(p + "attn_k_norm.weight", c["head_dim"])
+        matrix(p + "attn_q.weight", q_size, hidden)
+        matrix(p + "attn_k.weight", kv_size, hidden)
+        matrix(p + "attn_v.weight", kv_size, hidden)
+        matrix(p + "attn_output.weight", hidden, q_size)
+        matrix(p + "ffn_gate.weight", c["ff"], hidden)
+        matrix(p + "ffn_up.weight", c["ff"], hidden)
+        matrix(p + "ffn_down.weight", hidden, c["ff"])
+
+
 def write_qwen3_q4_k(path: pathlib.Path) -> None:
     import gguf
     c = QWEN3_0_6B
@@ -81,30 +113,7 @@ def write_qwen3_q4_k(path: pathlib.Path) -> None:
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
 
-    q4_k = gguf.GGMLQuantizationType.Q4_K
-
-    def matrix(name: str, rows: int, cols: int) -> None:
-        writer.add_tensor(name, random_q4_k(rows, cols, rng), raw_dtype=q4_k)
-
-    def norm(name: str, size: int) -> None:
-        writer.add_tensor(name, rng.uniform(0.5, 1.5, size).astype(np.float32))
-
-    hidden, q_size, kv_size = c["hidden"], c["heads"] * c["head_dim"], c["kv_heads"] * c["head_dim"]
-    matrix("token_embd.weight", c["vocab"], hidden)  # tied: also the lm_head
-    norm("output_norm.weight", hidden)
-    for layer in range(c["layers"]):
-        p = f"blk.{layer}."
-        norm(p + "attn_norm.weight", hidden)
-        norm(p + "ffn_norm.weight", hidden)
-        norm(p + "attn_q_norm.weight", c["head_dim"])
-        norm(p + "attn_k_norm.weight", c["head_dim"])
-        matrix(p + "attn_q.weight", q_size, hidden)
-        matrix(p + "attn_k.weight", kv_size, hidden)
-        matrix(p + "attn_v.weight", kv_size, hidden)
-        matrix(p + "attn_output.weight", hidden, q_size)
-        matrix(p + "ffn_gate.weight", c["ff"], hidden)
-        matrix(p + "ffn_up.weight", c["ff"], hidden)
-        matrix(p + "ffn_down.weight", hidden, c["ff"])
+    add_q4_k_decoder(writer, c, qk_norm=True, rng=rng)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

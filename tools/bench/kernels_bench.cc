@@ -87,10 +87,10 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// y[1, n] = x[1, k] · W[n, k]ᵀ on `num_threads` threads.
-void BM_DecodeGemv(benchmark::State& state, WeightType type, int64_t k, int64_t n,
-                   int num_threads) {
-  WeightCopies weights(type, n, k, 256 * kMiB);
+// y[1, n] = x[1, k] · W[n, k]ᵀ on `num_threads` threads over `weights`
+// (WeightCopies or GroupWeightCopies).
+template <typename Copies>
+void DecodeGemv(benchmark::State& state, Copies& weights, int64_t k, int64_t n, int num_threads) {
   const std::vector<float> x = RandomFloats(k, 1);
   std::vector<float> y(n);
   Backend& backend = SharedBackend(num_threads);
@@ -108,6 +108,11 @@ void BM_DecodeGemv(benchmark::State& state, WeightType type, int64_t k, int64_t 
   state.counters["read_bw_GB/s"] = read_gbps;
   state.counters["pct_of_read_bw"] = 100 * weight_gbps / read_gbps;
   state.counters["Gweights/s"] = double(n) * k * state.iterations() / elapsed.count() / 1e9;
+}
+
+void BM_DecodeGemv(benchmark::State& state, WeightType type, int64_t k, int64_t n, int num_threads) {
+  WeightCopies weights(type, n, k, 256 * kMiB);
+  DecodeGemv(state, weights, k, n, num_threads);
 }
 
 BENCHMARK_CAPTURE(BM_DecodeGemv, bf16_k4096_n4096, WeightType::kBF16, 4096, 4096, kThreads)
@@ -209,21 +214,7 @@ class GroupWeightCopies {
 // are the packed codes with their scales and zero points.
 void BM_DecodeGemvQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t k, int64_t n) {
   GroupWeightCopies weights(type, n, k, group, 256 * kMiB);
-  const std::vector<float> x = RandomFloats(k, 1);
-  std::vector<float> y(n);
-  Backend& backend = SharedBackend();
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    backend.Matmul(x.data(), weights.Next(), y.data(), 1);
-    benchmark::DoNotOptimize(y.data());
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  const double weight_gbps = weights.bytes_each() * state.iterations() / elapsed.count() / 1e9;
-  const double read_gbps = MeasureReadBandwidthGBps(kThreads);
-  state.counters["weight_GB/s"] = weight_gbps;
-  state.counters["read_bw_GB/s"] = read_gbps;
-  state.counters["pct_of_read_bw"] = 100 * weight_gbps / read_gbps;
-  state.counters["Gweights/s"] = double(n) * k * state.iterations() / elapsed.count() / 1e9;
+  DecodeGemv(state, weights, k, n, kThreads);
 }
 BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, awq_g128_k4096_n4096, WeightType::kAwqInt4, 128, 4096, 4096)
     ->UseRealTime()
@@ -239,8 +230,8 @@ BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, fp8_channel_k4096_n4096, WeightType::k
     ->Unit(benchmark::kMicrosecond);
 
 // y[m, n] = x[m, k] · W[n, k]ᵀ, compute-bound.
-void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n) {
-  WeightCopies weights(type, n, k, 0);
+template <typename Copies>
+void PrefillGemm(benchmark::State& state, Copies& weights, int64_t m, int64_t k, int64_t n) {
   const std::vector<float> x = RandomFloats(m * k, 1);
   std::vector<float> y(m * n);
   Backend& backend = SharedBackend();
@@ -250,6 +241,11 @@ void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * m * k * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n) {
+  WeightCopies weights(type, n, k, 0);
+  PrefillGemm(state, weights, m, k, n);
 }
 BENCHMARK_CAPTURE(BM_PrefillGemm, bf16_m64_k4096_n4096, WeightType::kBF16, 64, 4096, 4096)
     ->UseRealTime()
@@ -261,15 +257,7 @@ BENCHMARK_CAPTURE(BM_PrefillGemm, f32_m64_k4096_n4096, WeightType::kF32, 64, 409
 void BM_PrefillGemmQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t m, int64_t k,
                              int64_t n) {
   GroupWeightCopies weights(type, n, k, group, 0);
-  const std::vector<float> x = RandomFloats(m * k, 1);
-  std::vector<float> y(m * n);
-  Backend& backend = SharedBackend();
-  for (auto _ : state) {
-    backend.Matmul(x.data(), weights.Next(), y.data(), m);
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * m * k * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  PrefillGemm(state, weights, m, k, n);
 }
 BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, awq_g128_m64_k4096_n4096, WeightType::kAwqInt4, 128, 64, 4096, 4096)
     ->UseRealTime()

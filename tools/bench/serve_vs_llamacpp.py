@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "bench"))
-from gguf_vs_llamacpp import default_model, random_q4_k  # noqa: E402
+from gguf_vs_llamacpp import add_q4_k_decoder, default_model  # noqa: E402
 
 # The published config.json shapes.
 SHAPES = {
@@ -111,32 +111,7 @@ def write_dummy_gguf(path: pathlib.Path, shape: dict) -> None:
         writer.add_add_bos_token(False)
     writer.add_eos_token_id(ids[shape["eos"]])
 
-    q4_k = gguf.GGMLQuantizationType.Q4_K
-
-    def matrix(name: str, rows: int, cols: int) -> None:
-        writer.add_tensor(name, random_q4_k(rows, cols, rng), raw_dtype=q4_k)
-
-    def norm(name: str, size: int) -> None:
-        writer.add_tensor(name, rng.uniform(0.5, 1.5, size).astype(np.float32))
-
-    hidden = shape["hidden"]
-    q_size, kv_size = shape["heads"] * shape["head_dim"], shape["kv_heads"] * shape["head_dim"]
-    matrix("token_embd.weight", shape["vocab"], hidden)  # tied: also the lm_head
-    norm("output_norm.weight", hidden)
-    for layer in range(shape["layers"]):
-        p = f"blk.{layer}."
-        norm(p + "attn_norm.weight", hidden)
-        norm(p + "ffn_norm.weight", hidden)
-        if shape["arch"] == "qwen3":
-            norm(p + "attn_q_norm.weight", shape["head_dim"])
-            norm(p + "attn_k_norm.weight", shape["head_dim"])
-        matrix(p + "attn_q.weight", q_size, hidden)
-        matrix(p + "attn_k.weight", kv_size, hidden)
-        matrix(p + "attn_v.weight", kv_size, hidden)
-        matrix(p + "attn_output.weight", hidden, q_size)
-        matrix(p + "ffn_gate.weight", shape["ff"], hidden)
-        matrix(p + "ffn_up.weight", shape["ff"], hidden)
-        matrix(p + "ffn_down.weight", hidden, shape["ff"])
+    add_q4_k_decoder(writer, shape, qk_norm=shape["arch"] == "qwen3", rng=rng)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -12,6 +12,7 @@
 #include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http.hpp"
 #include "common/str_cat.h"
+#include "tools/bench_serve/http_stream.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -22,32 +23,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-struct HttpUrl {
-  std::string host;
-  std::string port;
-  std::string target;
-};
-
-absl::Status ParseHttpUrl(std::string_view url, HttpUrl* out) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return absl::InvalidArgumentError(StrCat("--url must start with http:// (got '", url, "')"));
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  const size_t slash = rest.find('/');
-  const std::string_view authority = rest.substr(0, slash);
-  out->target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  const size_t colon = authority.rfind(':');
-  if (authority.empty() || colon == 0) return absl::InvalidArgumentError(StrCat("--url has no host: ", url));
-  out->host = std::string(authority.substr(0, colon));
-  out->port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
-  if (out->port.empty()) return absl::InvalidArgumentError(StrCat("--url has an empty port: ", url));
-  return absl::OkStatus();
-}
-
 absl::Status ProbeHttp(const std::string& url, absl::Duration timeout) {
-  HttpUrl parsed;
-  if (absl::Status status = ParseHttpUrl(url, &parsed); !status.ok()) return status;
+  absl::StatusOr<bench::HttpUrl> url_parts = bench::ParseHttpUrl(url);
+  if (!url_parts.ok()) return absl::InvalidArgumentError(StrCat("--url: ", url_parts.status().message()));
+  const bench::HttpUrl& parsed = *url_parts;
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.expires_after(absl::ToChronoMilliseconds(timeout));
@@ -57,7 +36,7 @@ absl::Status ProbeHttp(const std::string& url, absl::Duration timeout) {
   if (error) return absl::UnavailableError(StrCat("cannot resolve ", parsed.host, ": ", error.message()));
   stream.connect(endpoints, error);
   if (error) return absl::UnavailableError(StrCat("cannot connect to ", url, ": ", error.message()));
-  http::request<http::empty_body> request(http::verb::get, parsed.target, 11);
+  http::request<http::empty_body> request(http::verb::get, parsed.path, 11);
   request.set(http::field::host, parsed.host);
   request.set(http::field::connection, "close");
   http::write(stream, request, error);
