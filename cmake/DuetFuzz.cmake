@@ -201,6 +201,13 @@ else()
   endif()
 endif()
 
+# Fuzz targets that load fixtures or assets find them as the tests do
+# (tests/test_paths.h).
+function(_duet_fuzz_test_paths target)
+  target_compile_definitions(${target} PRIVATE
+    DUET_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DUET_TEST_BUILD_DIR="${CMAKE_BINARY_DIR}")
+endfunction()
+
 function(duet_fuzz_target)
   cmake_parse_arguments(ARG "" "NAME;CORPUS;DICT;SECONDS" "SOURCES;LIBS" ${ARGN})
   foreach(required NAME SOURCES CORPUS)
@@ -220,6 +227,7 @@ function(duet_fuzz_target)
   if(DUET_FUZZ_NESTED)
     add_executable(${ARG_NAME}_fuzzer ${ARG_SOURCES})
     target_link_libraries(${ARG_NAME}_fuzzer PRIVATE ${ARG_LIBS})
+    _duet_fuzz_test_paths(${ARG_NAME}_fuzzer)
     target_link_options(${ARG_NAME}_fuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
     set_target_properties(${ARG_NAME}_fuzzer PROPERTIES
       RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/fuzzers")
@@ -230,6 +238,7 @@ function(duet_fuzz_target)
 
   add_executable(${ARG_NAME}_fuzz_replay ${ARG_SOURCES} "${_duet_fuzz_replay_main}")
   target_link_libraries(${ARG_NAME}_fuzz_replay PRIVATE ${ARG_LIBS})
+  _duet_fuzz_test_paths(${ARG_NAME}_fuzz_replay)
   add_test(NAME fuzz_replay.${ARG_NAME} COMMAND ${ARG_NAME}_fuzz_replay "${corpus}")
   set_tests_properties(fuzz_replay.${ARG_NAME} PROPERTIES LABELS unit TIMEOUT 120)
 

@@ -153,7 +153,10 @@ struct K4 {
     return n;
   }
   static __m256i ChunkScale(const Block& u, int c) {
-    return _mm256_set1_epi16(static_cast<int16_t>(_mm256_extract_epi32(u.scales32, c)));
+    // s_c in every int16 lane (s_c < 64, so the int32's high half is 0); a
+    // lane permute, as c is a constant only once the loop is unrolled.
+    const __m256i s = _mm256_permutevar8x32_epi32(u.scales32, _mm256_set1_epi32(c));
+    return _mm256_or_si256(s, _mm256_slli_epi32(s, 16));
   }
   static __m256i Mins(const Block& u, const int16_t* sums) { return _mm256_madd_epi16(u.mins, Load32(sums)); }
 };

@@ -200,6 +200,14 @@ std::optional<OpenAiError> ParseGeneration(const Json& body, const ProtocolLimit
   }
   std::optional<std::string> user;
   DUET_RETURN_IF_OPENAI_ERROR(ReadString(body, "user", &user));
+  // vLLM's field: requests with different salts never share prefix-cache
+  // blocks.
+  std::optional<std::string> cache_salt;
+  DUET_RETURN_IF_OPENAI_ERROR(ReadString(body, "cache_salt", &cache_salt));
+  if (cache_salt.has_value()) {
+    if (cache_salt->empty()) return MustBe("cache_salt", "a non-empty string");
+    settings->request.cache_salt = *std::move(cache_salt);
+  }
 
   DUET_RETURN_IF_OPENAI_ERROR(ReadBool(body, "stream", &settings->stream));
   if (const Json* options = Get(body, "stream_options")) {
@@ -460,7 +468,7 @@ std::optional<OpenAiError> ParseChatCompletionRequest(const Json& body, const Pr
                   "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
                   "stream", "stream_options", "user", "tools", "tool_choice", "response_format", "top_k", "min_p",
                   "repetition_penalty", "min_tokens", "ignore_eos", "skip_special_tokens", "stop_token_ids",
-                  "chat_template_kwargs", "add_generation_prompt"},
+                  "chat_template_kwargs", "add_generation_prompt", "cache_salt"},
                  &out->settings.unknown_fields);
   return std::nullopt;
 }
@@ -485,7 +493,7 @@ std::optional<OpenAiError> ParseCompletionRequest(const Json& body, const Protoc
                  {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty",
                   "frequency_penalty", "logit_bias", "logprobs", "stream", "stream_options", "user", "echo",
                   "suffix", "best_of", "response_format", "top_k", "min_p", "repetition_penalty", "min_tokens",
-                  "ignore_eos", "skip_special_tokens", "stop_token_ids"},
+                  "ignore_eos", "skip_special_tokens", "stop_token_ids", "cache_salt"},
                  &out->settings.unknown_fields);
   return std::nullopt;
 }

@@ -6,7 +6,7 @@
 // Requests follow the OpenAI API reference plus vLLM's common extensions
 // (top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
 // skip_special_tokens, stop_token_ids, chat_template_kwargs,
-// add_generation_prompt). Unknown fields are reported back to the caller
+// add_generation_prompt, cache_salt). Unknown fields are reported back to the caller
 // (to be logged), never an error; a known field with a wrong type or value
 // is a 400 whose message is fixed text that never echoes the request.
 //

@@ -585,6 +585,34 @@ TEST_F(OpenAiServiceTest, ChatCompletionOverTheTinyTemplate) {
   EXPECT_GE(usage["prompt_tokens_details"]["cached_tokens"].get<int>(), 16);
 }
 
+TEST_F(OpenAiServiceTest, CacheSaltSeparatesPrefixCaches) {
+  FakeWorkerOptions worker;
+  worker.num_blocks = 128;
+  worker.first_token = 300;
+  worker.num_tokens = 200;
+  if (!StartTinyModel(std::make_unique<FakeWorker>(worker))) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
+  auto cached_tokens = [&](const Json& request) {
+    auto response = Post("/v1/chat/completions", request);
+    EXPECT_EQ(response->status(), 200) << response->body();
+    return response->json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
+  };
+  Json request = TinyChat("Tell me a story about a lighthouse keeper and the sea, please.", 2);
+  EXPECT_EQ(cached_tokens(request), 0);
+  EXPECT_GE(cached_tokens(request), 16);  // unsalted: the same prompt hits
+  request["cache_salt"] = "tenant-a";
+  EXPECT_EQ(cached_tokens(request), 0);  // another salt: nothing shared
+  EXPECT_GE(cached_tokens(request), 16);  // its own blocks hit
+  request["cache_salt"] = "tenant-b";
+  EXPECT_EQ(cached_tokens(request), 0);
+
+  request["cache_salt"] = "";
+  auto refused = Post("/v1/chat/completions", request);
+  EXPECT_EQ(refused->status(), 400);
+  EXPECT_EQ(refused->json()["error"]["param"], "cache_salt");
+  request["cache_salt"] = 5;
+  EXPECT_EQ(Post("/v1/chat/completions", request)->status(), 400);
+}
+
 class ReasoningTest : public OpenAiServiceTest {
  protected:
   bool StartScripted(const std::string& output, OpenAiOptions options = {}) {
