@@ -19,16 +19,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/gguf.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 bool IsArrayOf(const duet::GgufValue& value, std::initializer_list<duet::GgufValueType> types) {
   return std::find(types.begin(), types.end(), value.element_type) != types.end();

@@ -26,75 +26,30 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "duet/v1/duet.pb.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/stubs/logging.h"
-#include "google/protobuf/text_format.h"
 #include "router/api/grpc_translation.h"
 #include "router/api/model_assets.h"
 #include "router/engine/engine_event.h"
 #include "router/engine/request.h"
-#include "tests/router/api/api_test_util.h"
+#include "tests/fuzz/fuzz_assets.h"
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_proto.h"
 
 namespace {
 
 namespace api = duet::api;
 namespace engine = duet::engine;
 namespace v1 = duet::v1;
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
+using duet::fuzz::Assets;
+using duet::fuzz::DecodeQuietly;
+using duet::fuzz::VocabSize;
 
 constexpr int32_t kMaxModelLen = 2048;
-
-const api::ModelAssets& Assets() {
-  static const api::ModelAssets* const assets = [] {
-    absl::StatusOr<api::ModelAssets> loaded =
-        api::LoadModelAssets(api::testing::FixtureModelDir("llama"), api::testing::TokenizerDir("llama3_1"));
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "cannot load the fuzz model assets: %s\n", loaded.status().ToString().c_str());
-      std::abort();
-    }
-    return new api::ModelAssets(*std::move(loaded));
-  }();
-  return *assets;
-}
-
-// The tokenizer's vocabulary (larger than the fixture's), so that tokenized
-// prompts reach the checks past the vocabulary one.
-int32_t VocabSize() {
-  return std::max(static_cast<int32_t>(Assets().config.vocab_size), Assets().tokenizer->vocab_size());
-}
 
 void CheckRefusal(const absl::Status& status) {
   FUZZ_CHECK(!status.ok());
   FUZZ_CHECK(!status.message().empty());
   const grpc::Status translated = api::ToGrpcStatus(status);
   FUZZ_CHECK(static_cast<int>(translated.error_code()) == static_cast<int>(status.code()));
-}
-
-// Decoding errors are expected by the thousand: not printed (protobuf logs
-// invalid UTF-8 in string fields as it refuses them).
-const bool kProtobufQuiet = [] {
-  google::protobuf::SetLogHandler(nullptr);
-  return true;
-}();
-
-class QuietErrors : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
-};
-
-bool Decode(const std::string& bytes, bool text, google::protobuf::Message* message) {
-  if (!text) return message->ParseFromString(bytes);
-  QuietErrors errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  return parser.ParseFromString(bytes, message);
 }
 
 void FuzzGenerate(const v1::GenerateRequest& request) {
@@ -165,19 +120,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 'G':
     case 'g': {
       v1::GenerateRequest request;
-      if (Decode(bytes, text, &request)) FuzzGenerate(request);
+      if (DecodeQuietly(bytes, text, &request)) FuzzGenerate(request);
       break;
     }
     case 'T':
     case 't': {
       v1::TokenizeRequest request;
-      if (Decode(bytes, text, &request)) FuzzTokenize(request);
+      if (DecodeQuietly(bytes, text, &request)) FuzzTokenize(request);
       break;
     }
     case 'D':
     case 'd': {
       v1::DetokenizeRequest request;
-      if (Decode(bytes, text, &request)) FuzzDetokenize(request);
+      if (DecodeQuietly(bytes, text, &request)) FuzzDetokenize(request);
       break;
     }
     default:

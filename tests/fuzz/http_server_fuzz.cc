@@ -37,19 +37,12 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "router/api/http_server.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace api = duet::api;
 namespace http = boost::beast::http;
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 constexpr int64_t kMaxBodyBytes = 4096;
 constexpr absl::Duration kDeadline = absl::Seconds(10);

@@ -28,42 +28,17 @@
 #include "router/api/model_assets.h"
 #include "router/api/openai_protocol.h"
 #include "router/engine/request.h"
-#include "tests/router/api/api_test_util.h"
+#include "tests/fuzz/fuzz_assets.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace api = duet::api;
 namespace engine = duet::engine;
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
+using duet::fuzz::Assets;
+using duet::fuzz::VocabSize;
 
 constexpr int32_t kMaxModelLen = 2048;
-
-// Loaded once: every input is checked against the same model.
-const api::ModelAssets& Assets() {
-  static const api::ModelAssets* const assets = [] {
-    absl::StatusOr<api::ModelAssets> loaded =
-        api::LoadModelAssets(api::testing::FixtureModelDir("llama"), api::testing::TokenizerDir("llama3_1"));
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "cannot load the fuzz model assets: %s\n", loaded.status().ToString().c_str());
-      std::abort();
-    }
-    return new api::ModelAssets(*std::move(loaded));
-  }();
-  return *assets;
-}
-
-// The tokenizer's vocabulary (larger than the fixture's), so that tokenized
-// prompts reach the checks past the vocabulary one.
-int32_t VocabSize() {
-  return std::max(static_cast<int32_t>(Assets().config.vocab_size), Assets().tokenizer->vocab_size());
-}
 
 api::ProtocolLimits Limits() {
   api::ProtocolLimits limits;

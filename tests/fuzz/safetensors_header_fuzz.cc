@@ -17,16 +17,9 @@
 #include "absl/status/status.h"
 #include "common/dtype.h"
 #include "common/safetensors_header.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 constexpr std::string_view kFileName = "fuzz.safetensors";
 constexpr std::string_view kHeaderName = "fuzz-header.json";

@@ -28,28 +28,19 @@
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
 #include "duet/worker/v1/worker.pb.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/stubs/logging.h"
-#include "google/protobuf/text_format.h"
 #include "kernels/ops.h"
 #include "tests/test_paths.h"
 #include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
 #include "worker/models/registry.h"
 #include "worker/step_executor.h"
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_proto.h"
 
 namespace {
 
 namespace worker = duet::worker;
 namespace v1 = duet::worker::v1;
-
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 32;
@@ -83,18 +74,6 @@ const Fixture& Shared() {
   return *fixture;
 }
 
-// Decoding errors are expected by the thousand: not printed (protobuf logs
-// invalid UTF-8 in string fields as it refuses them).
-const bool kProtobufQuiet = [] {
-  google::protobuf::SetLogHandler(nullptr);
-  return true;
-}();
-
-class QuietErrors : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
-};
-
 std::vector<v1::StepRequest> DecodeSteps(std::string_view input) {
   std::vector<v1::StepRequest> steps;
   if (input.empty()) return steps;
@@ -107,18 +86,15 @@ std::vector<v1::StepRequest> DecodeSteps(std::string_view input) {
       const std::string_view bytes = input.substr(0, length);
       input.remove_prefix(bytes.size());
       v1::StepRequest step;
-      if (step.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) steps.push_back(std::move(step));
+      if (duet::fuzz::DecodeQuietly(std::string(bytes), /*text=*/false, &step)) steps.push_back(std::move(step));
     }
   } else if (kind == 's') {
     while (!input.empty() && static_cast<int>(steps.size()) < kMaxSteps) {
       const size_t separator = input.find("\n---\n");
       const std::string text(input.substr(0, separator));
       input.remove_prefix(separator == std::string_view::npos ? input.size() : separator + 5);
-      QuietErrors errors;
-      google::protobuf::TextFormat::Parser parser;
-      parser.RecordErrorsTo(&errors);
       v1::StepRequest step;
-      if (parser.ParseFromString(text, &step)) steps.push_back(std::move(step));
+      if (duet::fuzz::DecodeQuietly(text, /*text=*/true, &step)) steps.push_back(std::move(step));
     }
   }
   return steps;
