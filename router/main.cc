@@ -33,6 +33,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "router/api/api_keys.h"
 #include "router/api/grpc_service.h"
 #include "router/api/http_server.h"
 #include "router/api/metrics.h"
@@ -60,6 +61,12 @@ ABSL_FLAG(int32_t, port, 8000, "OpenAI-compatible HTTP port; 0 picks a free one 
 ABSL_FLAG(std::string, http_port_file, "", "write the bound HTTP port to this file once serving");
 ABSL_FLAG(std::string, api_key, "",
           "require \"Authorization: Bearer <key>\" on the HTTP API (not /health, /metrics); default: $DUET_API_KEY");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "API keys, one per line: KEY [name=NAME] [rpm=N] [concurrency=N] (see docs/reliability.md); "
+          "instead of --api-key");
+ABSL_FLAG(bool, share_prefix_cache_across_keys, false,
+          "with several API keys, let their requests share cached prefixes (default: one cache salt per key)");
+ABSL_FLAG(bool, disable_log_requests, false, "do not log a line per finished request (the line never has its text)");
 ABSL_FLAG(std::string, reasoning_parser, "auto",
           "auto: split <think> ... </think> into reasoning_content when the tokenizer has both tags; none: off");
 ABSL_FLAG(double, max_body_mib, 8, "largest HTTP request body in MiB");
@@ -200,6 +207,30 @@ std::string ApiKey() {
   return from_env == nullptr ? "" : from_env;
 }
 
+// The keys of --api-keys-file, or the one of ApiKey() (named "default"), or
+// nullptr when the API is open.
+absl::StatusOr<std::shared_ptr<duet::api::ApiKeys>> ApiKeysFromFlags() {
+  const std::string file = absl::GetFlag(FLAGS_api_keys_file);
+  duet::api::ApiKeysOptions options;
+  options.isolate_prefix_caches = !absl::GetFlag(FLAGS_share_prefix_cache_across_keys);
+  if (!file.empty()) {
+    if (!absl::GetFlag(FLAGS_api_key).empty()) {
+      return absl::InvalidArgumentError("--api-key and --api-keys-file exclude each other");
+    }
+    absl::StatusOr<std::vector<duet::api::ApiKeySpec>> specs = duet::api::ReadApiKeysFile(file);
+    if (!specs.ok()) return specs.status();
+    return std::make_shared<duet::api::ApiKeys>(*std::move(specs), std::move(options));
+  }
+  const std::string key = ApiKey();
+  if (key.empty()) return nullptr;
+  duet::api::ApiKeySpec spec;
+  spec.key = key;
+  spec.name = "default";
+  std::vector<duet::api::ApiKeySpec> specs;
+  specs.push_back(std::move(spec));
+  return std::make_shared<duet::api::ApiKeys>(std::move(specs), std::move(options));
+}
+
 // Waits until every worker's gRPC server accepts connections, or the
 // deadline: under docker-compose the workers may still be starting.
 absl::Status AwaitWorkers(const std::vector<std::string>& addresses, absl::Duration wait) {
@@ -212,6 +243,12 @@ absl::Status AwaitWorkers(const std::vector<std::string>& addresses, absl::Durat
     }
   }
   return absl::OkStatus();
+}
+
+// "no API key", "1 API key", "3 API keys".
+std::string KeysPhrase(const duet::api::ApiKeys* keys) {
+  if (keys == nullptr) return "no API key";
+  return duet::StrCat(keys->size(), keys->size() == 1 ? " API key" : " API keys");
 }
 
 int Fail(const std::string& what, const absl::Status& status) {
@@ -240,12 +277,17 @@ int main(int argc, char** argv) {
     std::cerr << "duet-router: " << config.status().message() << "\n";
     return 2;
   }
+  const absl::StatusOr<std::shared_ptr<duet::api::ApiKeys>> api_keys = ApiKeysFromFlags();
+  if (!api_keys.ok()) {
+    std::cerr << "duet-router: " << api_keys.status().message() << "\n";
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_check_config)) {
-    std::printf("duet-router: %s (%s), %zu workers, %s, tokenizer %s, %s chat template, %s API key\n",
+    std::printf("duet-router: %s (%s), %zu workers, %s, tokenizer %s, %s chat template, %s\n",
                 config->served_model_name.c_str(), assets->config.architecture.c_str(),
                 config->worker_addresses.size(),
                 config->parallel_mode == v1::PARALLEL_MODE_EXPERT ? "ep" : "tp", assets->tokenizer_dir.c_str(),
-                assets->chat_template.has_value() ? "with" : "no", ApiKey().empty() ? "no" : "with an");
+                assets->chat_template.has_value() ? "with" : "no", KeysPhrase(api_keys->get()).c_str());
     return 0;
   }
 
@@ -269,7 +311,7 @@ int main(int argc, char** argv) {
       EngineOptionsFromFlags(), model_info, assets->tokenizer.get(), *std::move(group));
   if (!engine.ok()) return Fail("cannot start the engine", engine.status());
 
-  duet::api::DuetService service(engine->get(), &*assets);
+  duet::api::DuetService service(engine->get(), &*assets, *api_keys);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -292,7 +334,8 @@ int main(int argc, char** argv) {
 
   duet::api::OpenAiOptions openai_options;
   openai_options.served_model_name = model_info.model_name;
-  openai_options.api_key = ApiKey();
+  openai_options.api_keys = *api_keys;
+  openai_options.log_requests = !absl::GetFlag(FLAGS_disable_log_requests);
   openai_options.enable_reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser) == "auto";
   duet::api::OpenAiService openai(engine->get(), &*assets, openai_options, &metrics);
   duet::api::HttpServerOptions http_options;

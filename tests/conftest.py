@@ -24,6 +24,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def duet_v1_stubs(out_dir: pathlib.Path):
+    """duet_pb2 and duet_pb2_grpc, generated into `out_dir` from proto/duet/v1/duet.proto."""
+    import importlib.resources
+    import sys
+
+    from grpc_tools import protoc
+
+    source = pathlib.Path(os.environ.get("DUET_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[1]))
+    well_known = str(importlib.resources.files("grpc_tools") / "_proto")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    code = protoc.main(["protoc", f"-I{source / 'proto'}", f"-I{well_known}", f"--python_out={out_dir}",
+                        f"--grpc_python_out={out_dir}", str(source / "proto" / "duet" / "v1" / "duet.proto")])
+    assert code == 0, "grpc_tools.protoc failed on duet.proto"
+    sys.path.insert(0, str(out_dir))
+    from duet.v1 import duet_pb2, duet_pb2_grpc
+    return duet_pb2, duet_pb2_grpc
+
+
 @pytest.fixture
 def duet_build_dir() -> pathlib.Path:
     return build_dir()

@@ -9,17 +9,46 @@
 
 namespace duet::api {
 
-DuetService::DuetService(engine::Engine* engine, const ModelAssets* assets, absl::Duration poll_interval)
-    : engine_(engine), assets_(assets), poll_interval_(poll_interval) {}
+DuetService::DuetService(engine::Engine* engine, const ModelAssets* assets, std::shared_ptr<ApiKeys> api_keys,
+                         absl::Duration poll_interval)
+    : engine_(engine), assets_(assets), api_keys_(std::move(api_keys)), poll_interval_(poll_interval) {}
+
+grpc::Status DuetService::Authenticate(const grpc::ServerContext& context, Tenant** tenant) const {
+  *tenant = nullptr;
+  if (api_keys_ == nullptr) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  const std::string_view given =
+      it == metadata.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  *tenant = api_keys_->Authenticate(given);
+  if (*tenant == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "missing or wrong API key (metadata authorization: Bearer KEY)");
+  }
+  return grpc::Status::OK;
+}
 
 grpc::Status DuetService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                                    grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  Tenant* tenant = nullptr;
+  if (grpc::Status auth = Authenticate(*context, &tenant); !auth.ok()) return auth;
   absl::StatusOr<std::vector<int32_t>> prompt = PromptTokenIds(*assets_, *request);
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
+  engine::GenerateRequest engine_request = ToEngineRequest(*request, *std::move(prompt), assets_->config.generation);
+  if (tenant != nullptr) engine_request.cache_salt = api_keys_->CacheSalt(tenant, engine_request.cache_salt);
   absl::StatusOr<engine::ValidatedRequest> validated =
-      engine::ValidateRequest(ToEngineRequest(*request, *std::move(prompt), assets_->config.generation),
-                               engine_->request_limits());
+      engine::ValidateRequest(std::move(engine_request), engine_->request_limits());
   if (!validated.ok()) return ToGrpcStatus(validated.status());
+  TenantLease lease;  // held until the call ends
+  if (tenant != nullptr) {
+    ApiKeys::Admission admission = api_keys_->Admit(*tenant);
+    if (!admission.admitted) {
+      LOG(WARNING) << "API key " << tenant->name() << " is over its " << admission.limit << " limit: gRPC request "
+                   << request->request_id() << " refused";
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many requests for this API key; retry later");
+    }
+    lease = std::move(admission.lease);
+  }
 
   // Shared with the engine: events of an aborted request may still arrive
   // after this handler returned.
@@ -50,8 +79,10 @@ grpc::Status DuetService::Generate(grpc::ServerContext* context, const v1::Gener
   }
 }
 
-grpc::Status DuetService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+grpc::Status DuetService::Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* request,
                                    v1::TokenizeResponse* response) {
+  Tenant* tenant = nullptr;
+  if (grpc::Status auth = Authenticate(*context, &tenant); !auth.ok()) return auth;
   absl::StatusOr<std::vector<int32_t>> ids;
   switch (request->input_case()) {
     case v1::TokenizeRequest::kText:
@@ -72,8 +103,10 @@ grpc::Status DuetService::Tokenize(grpc::ServerContext*, const v1::TokenizeReque
   return grpc::Status::OK;
 }
 
-grpc::Status DuetService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
+grpc::Status DuetService::Detokenize(grpc::ServerContext* context, const v1::DetokenizeRequest* request,
                                      v1::DetokenizeResponse* response) {
+  Tenant* tenant = nullptr;
+  if (grpc::Status auth = Authenticate(*context, &tenant); !auth.ok()) return auth;
   const std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
   absl::StatusOr<std::string> text = assets_->tokenizer->Decode(
       ids, !request->has_skip_special_tokens() || request->skip_special_tokens());
@@ -82,8 +115,10 @@ grpc::Status DuetService::Detokenize(grpc::ServerContext*, const v1::DetokenizeR
   return grpc::Status::OK;
 }
 
-grpc::Status DuetService::GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
+grpc::Status DuetService::GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest*,
                                        v1::GetModelInfoResponse* response) {
+  Tenant* tenant = nullptr;
+  if (grpc::Status auth = Authenticate(*context, &tenant); !auth.ok()) return auth;
   const engine::ModelInfo& info = engine_->model_info();
   response->set_model_name(info.model_name);
   response->set_architecture(info.architecture);

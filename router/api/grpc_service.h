@@ -9,14 +9,23 @@
 // then it aborts the request in the engine, which frees its KV blocks before
 // the next step, and ends the call with CANCELLED.
 //
+// API keys (api_keys.h), when configured, guard every method: the call's
+// "authorization" metadata must be "Bearer KEY" (else UNAUTHENTICATED); a
+// Generate counts against the key's limits (RESOURCE_EXHAUSTED past them,
+// the key's name in the log only) and gets its tenant's prefix-cache salt.
+// The health service is not behind the keys.
+//
 // Thread-safety: the synchronous gRPC server calls the handlers from many
-// threads at once; the service keeps no mutable state. It borrows the engine
+// threads at once; the service's only mutable state is in the keys. It borrows the engine
 // and the assets, which must outlive the server running it.
 #ifndef DUET_ROUTER_API_GRPC_SERVICE_H_
 #define DUET_ROUTER_API_GRPC_SERVICE_H_
 
+#include <memory>
+
 #include "absl/time/time.h"
 #include "duet/v1/duet.grpc.pb.h"
+#include "router/api/api_keys.h"
 #include "router/api/model_assets.h"
 #include "router/engine/engine.h"
 
@@ -26,7 +35,8 @@ class DuetService final : public v1::Duet::Service {
  public:
   // `poll_interval`: how long a Generate handler waits for an event before
   // it looks for a cancellation again.
-  DuetService(engine::Engine* engine, const ModelAssets* assets,
+  // `api_keys` may be null: no key needed.
+  DuetService(engine::Engine* engine, const ModelAssets* assets, std::shared_ptr<ApiKeys> api_keys = nullptr,
               absl::Duration poll_interval = absl::Milliseconds(20));
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
@@ -39,8 +49,13 @@ class DuetService final : public v1::Duet::Service {
                             v1::GetModelInfoResponse* response) override;
 
  private:
+  // OK with the caller's tenant (nullptr when no keys are configured), or
+  // UNAUTHENTICATED.
+  grpc::Status Authenticate(const grpc::ServerContext& context, Tenant** tenant) const;
+
   engine::Engine* const engine_;
   const ModelAssets* const assets_;
+  const std::shared_ptr<ApiKeys> api_keys_;
   const absl::Duration poll_interval_;
 };
 

@@ -213,6 +213,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     out_queue_.clear();  // writing_batch_ stays until its write completes
+    queued_bytes_ = BytesOf(writing_batch_);
     if (was_responding && exchange_ != nullptr) {
       core_->num_in_flight.fetch_sub(1);
       std::shared_ptr<Exchange> exchange = std::move(exchange_);
@@ -258,6 +259,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (data.empty()) return;  // an empty chunk would end the stream
+    if (queued_bytes_ + data.size() > static_cast<size_t>(core_->options.max_stream_buffer_bytes)) {
+      LOG(WARNING) << "a client stopped reading its stream (" << queued_bytes_
+                   << " bytes unsent): closing the connection";
+      Close();
+      return;
+    }
     Enqueue(duet::StrCat(absl::Hex(data.size()), "\r\n", data, "\r\n"));
   }
 
@@ -418,7 +425,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- Writing.
 
+  static size_t BytesOf(const std::deque<std::string>& queue) {
+    size_t bytes = 0;
+    for (const std::string& piece : queue) bytes += piece.size();
+    return bytes;
+  }
+
   void Enqueue(std::string bytes) {
+    queued_bytes_ += bytes.size();
     out_queue_.push_back(std::move(bytes));
     if (!writing_) WriteQueued();
   }
@@ -436,6 +450,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
+    queued_bytes_ -= BytesOf(writing_batch_);
     writing_batch_.clear();
     if (phase_ == Phase::kClosed) return;
     if (ec) {
@@ -527,6 +542,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::deque<std::string> out_queue_;
   std::deque<std::string> writing_batch_;  // what the pending write sends
+  size_t queued_bytes_ = 0;                // in out_queue_ and writing_batch_
   bool writing_ = false;
 };
 
@@ -698,6 +714,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                                                               HttpHandler handler) {
   if (options.num_threads < 1) return absl::InvalidArgumentError("HTTP server needs at least one thread");
   if (options.max_body_bytes < 0) return absl::InvalidArgumentError("max_body_bytes must not be negative");
+  if (options.max_stream_buffer_bytes < 1) {
+    return absl::InvalidArgumentError("max_stream_buffer_bytes must be positive");
+  }
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(duet::StrCat("invalid HTTP port ", options.port));
   }

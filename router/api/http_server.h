@@ -7,6 +7,9 @@
 // HttpHandler, which answers through an HttpResponder, now or later and from
 // any thread (the engine's output thread streams events through it).
 //
+// A streamed response never waits for a slow client: its bytes are queued,
+// and past max_stream_buffer_bytes the client counts as gone.
+//
 // Errors the server answers itself, without calling the handler: 413 for a
 // body over max_body_bytes, 400 for a request that is not HTTP, 503 while
 // draining (see StopAccepting). Their bodies are the OpenAI error envelope.
@@ -68,6 +71,11 @@ struct HttpServerOptions {
   int num_threads = 2;
   // A keep-alive connection with no request for this long is closed.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // A stream whose bytes not yet taken by the client pass this (a client
+  // that stopped reading) is ended: the connection closes and the handler
+  // sees the client gone, so that its work is aborted and freed. Bytes in
+  // the kernel's socket buffers do not count.
+  int64_t max_stream_buffer_bytes = int64_t{4} << 20;
 };
 
 class HttpServer {

@@ -111,6 +111,35 @@ void Metrics::CountFinished(std::string_view reason) {
   ++it->second;
 }
 
+Metrics::KeyCounters& Metrics::Key(std::string_view key_name) {
+  auto it = keys_.find(key_name);
+  if (it == keys_.end()) it = keys_.emplace(std::string(key_name), KeyCounters()).first;
+  return it->second;
+}
+
+void Metrics::AddKey(std::string_view key_name) {
+  absl::MutexLock lock(&mu_);
+  Key(key_name);
+}
+
+void Metrics::CountKeyRequest(std::string_view key_name) {
+  absl::MutexLock lock(&mu_);
+  ++Key(key_name).requests;
+}
+
+void Metrics::CountKeyRefused(std::string_view key_name, std::string_view limit) {
+  absl::MutexLock lock(&mu_);
+  KeyCounters& counters = Key(key_name);
+  ++(limit == "rate" ? counters.refused_by_rate : counters.refused_by_concurrency);
+}
+
+void Metrics::CountKeyTokens(std::string_view key_name, int64_t prompt_tokens, int64_t completion_tokens) {
+  absl::MutexLock lock(&mu_);
+  KeyCounters& counters = Key(key_name);
+  counters.prompt_tokens += static_cast<uint64_t>(std::max<int64_t>(0, prompt_tokens));
+  counters.completion_tokens += static_cast<uint64_t>(std::max<int64_t>(0, completion_tokens));
+}
+
 std::string Metrics::RenderPrometheus(const engine::EngineStats& stats) const {
   const std::string_view labels = model_label_;
   std::string out;
@@ -151,6 +180,30 @@ std::string Metrics::RenderPrometheus(const engine::EngineStats& stats) const {
                   inter_token_latency_);
   AppendHistogram(&out, "duet:e2e_request_latency_seconds", "Time from arrival to the last output.", labels,
                   end_to_end_latency_);
+  if (!keys_.empty()) {
+    auto key_labels = [&](const std::string& name) { return StrCat(labels, ",key=\"", EscapeLabelValue(name), "\""); };
+    AppendHeader(&out, "duet:api_key_requests_total", "counter", "Generation requests admitted, per API key name.");
+    for (const auto& [name, counters] : keys_) {
+      AppendSample(&out, "duet:api_key_requests_total", key_labels(name), counters.requests);
+    }
+    AppendHeader(&out, "duet:api_key_refused_requests_total", "counter",
+                 "Generation requests refused with 429 by a key's limit (rate or concurrency).");
+    for (const auto& [name, counters] : keys_) {
+      AppendSample(&out, "duet:api_key_refused_requests_total", StrCat(key_labels(name), ",limit=\"rate\""),
+                   counters.refused_by_rate);
+      AppendSample(&out, "duet:api_key_refused_requests_total", StrCat(key_labels(name), ",limit=\"concurrency\""),
+                   counters.refused_by_concurrency);
+    }
+    AppendHeader(&out, "duet:api_key_prompt_tokens_total", "counter", "Prompt tokens of finished requests, per key.");
+    for (const auto& [name, counters] : keys_) {
+      AppendSample(&out, "duet:api_key_prompt_tokens_total", key_labels(name), counters.prompt_tokens);
+    }
+    AppendHeader(&out, "duet:api_key_generation_tokens_total", "counter",
+                 "Output tokens of finished requests, per key.");
+    for (const auto& [name, counters] : keys_) {
+      AppendSample(&out, "duet:api_key_generation_tokens_total", key_labels(name), counters.completion_tokens);
+    }
+  }
   return out;
 }
 

@@ -58,6 +58,14 @@ class Metrics {
   // "abort" or "error".
   void CountFinished(std::string_view reason);
 
+  // Per API key (by its name): generation requests admitted, refused by a
+  // limit ("rate" or "concurrency"), and the tokens of finished ones.
+  // AddKey shows a key's counters (at 0) before its first request.
+  void AddKey(std::string_view key_name);
+  void CountKeyRequest(std::string_view key_name);
+  void CountKeyRefused(std::string_view key_name, std::string_view limit);
+  void CountKeyTokens(std::string_view key_name, int64_t prompt_tokens, int64_t completion_tokens);
+
   // The Prometheus text exposition format (version 0.0.4) of everything
   // above together with `stats`.
   std::string RenderPrometheus(const engine::EngineStats& stats) const;
@@ -69,6 +77,15 @@ class Metrics {
   Histogram inter_token_latency_ ABSL_GUARDED_BY(mu_);
   Histogram end_to_end_latency_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t, std::less<>> finished_ ABSL_GUARDED_BY(mu_);
+  struct KeyCounters {
+    uint64_t requests = 0;
+    uint64_t refused_by_rate = 0;
+    uint64_t refused_by_concurrency = 0;
+    uint64_t prompt_tokens = 0;
+    uint64_t completion_tokens = 0;
+  };
+  KeyCounters& Key(std::string_view key_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, KeyCounters, std::less<>> keys_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace duet::api

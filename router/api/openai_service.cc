@@ -26,17 +26,6 @@ void SendError(HttpResponder& responder, const OpenAiError& error, std::map<std:
   SendJson(responder, error.status, ErrorJson(error), std::move(headers));
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const size_t length = std::max(a.size(), b.size());
-  for (size_t i = 0; i < length; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
-}
-
 std::string RandomHex(int num_chars) {
   thread_local std::mt19937_64 generator{std::random_device{}()};
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -77,6 +66,9 @@ struct CallConfig {
   const tokenizer::Tokenizer* tokenizer = nullptr;
   Metrics* metrics = nullptr;
   absl::Time arrival;
+  std::string key_name;  // the API key's, or empty
+  TenantLease lease;     // the key's concurrency slot, given back when done
+  bool log = true;       // log the request's outcome (never its text)
 };
 
 // One OpenAI request in flight: the engine requests of its prompts feed
@@ -135,6 +127,7 @@ class GenerationCall {
     absl::MutexLock lock(&mu_);
     phase_ = Phase::kDone;
     early_events_.clear();
+    config_.lease.Release();
   }
 
  private:
@@ -267,6 +260,7 @@ class GenerationCall {
 
   void Complete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     phase_ = Phase::kDone;
+    Finish(200, "");
     if (config_.stream) {
       if (config_.include_usage) {
         const char* object = config_.chat ? "chat.completion.chunk" : "text_completion";
@@ -297,6 +291,7 @@ class GenerationCall {
     LOG(WARNING) << "request " << config_.header.id << " failed: " << status;
     config_.metrics->CountFinished("error");
     const OpenAiError error = ErrorForStatus(status);
+    Finish(error.status, absl::StatusCodeToString(status.code()));
     if (!config_.stream) {
       SendError(*responder_, error);
       return;
@@ -304,6 +299,28 @@ class GenerationCall {
     responder_->Write(SseEvent(ErrorJson(error)));
     responder_->Write(std::string(kSseDone));
     responder_->FinishStream();
+  }
+
+  // Gives the key's slot back, counts its tokens and logs the outcome:
+  // token counts and finish reasons, no text.
+  void Finish(int status, std::string_view error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    config_.lease.Release();
+    const UsageCounts usage = Usage();
+    if (!config_.key_name.empty()) {
+      config_.metrics->CountKeyTokens(config_.key_name, usage.prompt_tokens, usage.completion_tokens);
+    }
+    if (!config_.log) return;
+    std::string reasons;
+    for (const Choice& choice : choices_) {
+      if (!reasons.empty()) reasons += ",";
+      reasons += choice.finish_reason == engine::FinishReason::kNone ? "none"
+                                                                     : engine::FinishReasonName(choice.finish_reason);
+    }
+    LOG(INFO) << "request " << config_.header.id << (config_.chat ? " chat" : " completion")
+              << (config_.key_name.empty() ? "" : " key=") << config_.key_name << " status=" << status
+              << (error.empty() ? "" : " error=") << error << " prompt_tokens=" << usage.prompt_tokens
+              << " cached_tokens=" << usage.cached_prompt_tokens << " completion_tokens=" << usage.completion_tokens
+              << " finish=" << reasons << " seconds=" << absl::ToDoubleSeconds(absl::Now() - config_.arrival);
   }
 
   CallConfig config_;
@@ -327,6 +344,16 @@ class CallSink : public engine::EventSink {
   const std::shared_ptr<GenerationCall> call_;
   const int32_t prompt_index_;
 };
+
+// A key over its rate or concurrency limit; the key's name stays out.
+OpenAiError KeyLimitError() {
+  OpenAiError error;
+  error.status = 429;
+  error.type = "rate_limit_error";
+  error.code = "rate_limit_exceeded";
+  error.message = "Too many requests for this API key; retry later.";
+  return error;
+}
 
 }  // namespace
 
@@ -376,6 +403,9 @@ OpenAiService::OpenAiService(engine::Engine* engine, const ModelAssets* assets, 
   if (options_.enable_reasoning_parser && start.has_value() && end.has_value()) {
     think_tag_ids_ = std::make_pair(*start, *end);
   }
+  if (options_.api_keys != nullptr) {
+    for (const std::string& name : options_.api_keys->names()) metrics_->AddKey(name);
+  }
 }
 
 std::optional<int32_t> OpenAiService::TokenId(const char* token) const {
@@ -391,15 +421,18 @@ void OpenAiService::Handle(const HttpRequest& request, std::shared_ptr<HttpRespo
   }
 }
 
-bool OpenAiService::Authorized(const HttpRequest& request) const {
-  if (options_.api_key.empty()) return true;
+bool OpenAiService::Authorized(const HttpRequest& request, Tenant** tenant) const {
+  *tenant = nullptr;
+  if (options_.api_keys == nullptr) return true;
   const auto it = request.headers.find("authorization");
   const std::string_view given = it == request.headers.end() ? std::string_view() : std::string_view(it->second);
-  return ConstantTimeEquals(given, StrCat("Bearer ", options_.api_key));
+  *tenant = options_.api_keys->Authenticate(given);
+  return *tenant != nullptr;
 }
 
 void OpenAiService::Route(const HttpRequest& request, const std::shared_ptr<HttpResponder>& responder) {
-  const absl::Time arrival = absl::Now();
+  Caller caller;
+  caller.arrival = absl::Now();
   const std::string& path = request.path;
   // Health and metrics stay open, as in vLLM: load balancers and Prometheus
   // scrape them without the key.
@@ -408,7 +441,7 @@ void OpenAiService::Route(const HttpRequest& request, const std::shared_ptr<Http
     return responder->Send(200, "text/plain; version=0.0.4; charset=utf-8",
                            metrics_->RenderPrometheus(engine_->stats()));
   }
-  if (!Authorized(request)) {
+  if (!Authorized(request, &caller.tenant)) {
     OpenAiError error = InvalidRequestError("Incorrect or missing API key.", "", "invalid_api_key");
     error.status = 401;
     return SendError(*responder, error, {{"WWW-Authenticate", "Bearer"}});
@@ -422,8 +455,8 @@ void OpenAiService::Route(const HttpRequest& request, const std::shared_ptr<Http
     if (std::optional<OpenAiError> error = ParseJsonObject(request.body, &body)) {
       return SendError(*responder, *error);
     }
-    if (path == "/v1/chat/completions") return HandleChat(body, responder, arrival);
-    if (path == "/v1/completions") return HandleCompletion(body, responder, arrival);
+    if (path == "/v1/chat/completions") return HandleChat(body, responder, caller);
+    if (path == "/v1/completions") return HandleCompletion(body, responder, caller);
     if (path == "/tokenize") return HandleTokenize(body, responder);
     return HandleDetokenize(body, responder);
   }
@@ -452,7 +485,7 @@ void OpenAiService::LogUnknownFields(const std::vector<std::string>& names) {
 }
 
 void OpenAiService::HandleChat(const Json& body, const std::shared_ptr<HttpResponder>& responder,
-                               absl::Time arrival) {
+                               const Caller& caller) {
   ChatCompletionRequest request;
   if (std::optional<OpenAiError> error = ParseChatCompletionRequest(body, Limits(), &request)) {
     return SendError(*responder, *error);
@@ -472,11 +505,11 @@ void OpenAiService::HandleChat(const Json& body, const std::shared_ptr<HttpRespo
   }
   std::vector<Prompt> prompts;
   prompts.push_back(std::move(built));
-  Generate(Endpoint::kChat, request.settings, std::move(prompts), responder, arrival);
+  Generate(Endpoint::kChat, request.settings, std::move(prompts), responder, caller);
 }
 
 void OpenAiService::HandleCompletion(const Json& body, const std::shared_ptr<HttpResponder>& responder,
-                                     absl::Time arrival) {
+                                     const Caller& caller) {
   CompletionRequest request;
   if (std::optional<OpenAiError> error = ParseCompletionRequest(body, Limits(), &request)) {
     return SendError(*responder, *error);
@@ -499,11 +532,12 @@ void OpenAiService::HandleCompletion(const Json& body, const std::shared_ptr<Htt
       return SendError(*responder, *error);
     }
   }
-  Generate(Endpoint::kCompletion, request.settings, std::move(prompts), responder, arrival);
+  Generate(Endpoint::kCompletion, request.settings, std::move(prompts), responder, caller);
 }
 
 void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settings, std::vector<Prompt> prompts,
-                             const std::shared_ptr<HttpResponder>& responder, absl::Time arrival) {
+                             const std::shared_ptr<HttpResponder>& responder, const Caller& caller) {
+  const absl::Time arrival = caller.arrival;
   const bool chat = endpoint == Endpoint::kChat;
   CallConfig config;
   config.chat = chat;
@@ -519,6 +553,12 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   config.tokenizer = assets_->tokenizer.get();
   config.metrics = metrics_;
   config.arrival = arrival;
+  config.log = options_.log_requests;
+  std::string cache_salt = settings.request.cache_salt;
+  if (caller.tenant != nullptr) {
+    config.key_name = caller.tenant->name();
+    cache_salt = options_.api_keys->CacheSalt(caller.tenant, cache_salt);
+  }
 
   const engine::RequestLimits limits = engine_->request_limits();
   std::vector<engine::ValidatedRequest> validated;
@@ -526,6 +566,7 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   std::vector<int32_t> num_prompt_tokens;
   for (size_t i = 0; i < prompts.size(); ++i) {
     engine::GenerateRequest request = settings.request;
+    request.cache_salt = cache_salt;
     request.request_id = prompts.size() == 1 ? config.header.id : StrCat(config.header.id, "-", i);
     request.prompt_token_ids = std::move(prompts[i].token_ids);
     num_prompt_tokens.push_back(static_cast<int32_t>(request.prompt_token_ids.size()));
@@ -533,6 +574,21 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
     absl::StatusOr<engine::ValidatedRequest> valid = engine::ValidateRequest(std::move(request), limits);
     if (!valid.ok()) return SendError(*responder, ErrorForStatus(valid.status()));
     validated.push_back(*std::move(valid));
+  }
+
+  if (caller.tenant != nullptr) {
+    ApiKeys::Admission admission = options_.api_keys->Admit(*caller.tenant);
+    if (!admission.admitted) {
+      LOG(WARNING) << "API key " << caller.tenant->name() << " is over its " << admission.limit
+                   << " limit: request " << config.header.id << " answered 429";
+      metrics_->CountKeyRefused(caller.tenant->name(), admission.limit);
+      const int64_t retry_after =
+          admission.limit == "rate" ? std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(admission.retry_after, absl::Seconds(1))))
+                                    : options_.retry_after_seconds;
+      return SendError(*responder, KeyLimitError(), {{"Retry-After", StrCat(retry_after)}});
+    }
+    metrics_->CountKeyRequest(caller.tenant->name());
+    config.lease = std::move(admission.lease);
   }
 
   auto call = std::make_shared<GenerationCall>(std::move(config), responder, opens_reasoning, num_prompt_tokens);

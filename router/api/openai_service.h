@@ -10,10 +10,17 @@
 // output thread and written to the HttpResponder without blocking. A client
 // that goes away aborts its engine requests.
 //
+// API keys (api_keys.h), when configured, guard every route but /health and
+// /metrics; a generation request counts against its key's rate and
+// concurrency limits and, with several keys, gets its tenant's prefix-cache
+// salt. Each finished generation request is logged in one line (id, key
+// name, token counts, outcome), never with its prompt or output text.
+//
 // Errors use the OpenAI envelope: 400 for invalid requests, 401 for a
-// missing or wrong API key (when one is configured; /health stays open), 404
-// for an unknown model or path, 429 with Retry-After when the engine's queue
-// is full, 503 while the workers are down. Inside a stream an error is
+// missing or wrong API key, 404 for an unknown model or path, 429 with
+// Retry-After when the engine's queue is full or the key is over a limit
+// (whose name appears in the log, not in the response), 503 while the
+// workers are down. Inside a stream an error is
 // `data: {"error": ...}` followed by `data: [DONE]`.
 //
 // Thread-safety: Handle may be called from any number of threads at once.
@@ -33,6 +40,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "router/api/api_keys.h"
 #include "router/api/http_server.h"
 #include "router/api/metrics.h"
 #include "router/api/model_assets.h"
@@ -44,8 +52,11 @@ namespace duet::api {
 struct OpenAiOptions {
   // The name /v1/models reports and requests must use (or omit).
   std::string served_model_name;
-  // When set, every route but /health needs "Authorization: Bearer <key>".
-  std::string api_key;
+  // When set, every route but /health and /metrics needs
+  // "Authorization: Bearer <key>" with one of these keys.
+  std::shared_ptr<ApiKeys> api_keys;
+  // One log line per finished generation request (never its text).
+  bool log_requests = true;
   // Split <think> ... </think> into reasoning_content when the tokenizer
   // has both tags as tokens; false keeps the whole output in content.
   bool enable_reasoning_parser = true;
@@ -82,10 +93,17 @@ class OpenAiService {
   enum class Endpoint { kChat, kCompletion };
 
   void Route(const HttpRequest& request, const std::shared_ptr<HttpResponder>& responder);
-  bool Authorized(const HttpRequest& request) const;
+  // Whether the request may go on; `tenant` is its key's holder (nullptr
+  // when no keys are configured).
+  bool Authorized(const HttpRequest& request, Tenant** tenant) const;
 
-  void HandleChat(const Json& body, const std::shared_ptr<HttpResponder>& responder, absl::Time arrival);
-  void HandleCompletion(const Json& body, const std::shared_ptr<HttpResponder>& responder, absl::Time arrival);
+  // Where a generation request comes from.
+  struct Caller {
+    Tenant* tenant = nullptr;
+    absl::Time arrival;
+  };
+  void HandleChat(const Json& body, const std::shared_ptr<HttpResponder>& responder, const Caller& caller);
+  void HandleCompletion(const Json& body, const std::shared_ptr<HttpResponder>& responder, const Caller& caller);
   void HandleModels(const std::shared_ptr<HttpResponder>& responder) const;
   void HandleTokenize(const Json& body, const std::shared_ptr<HttpResponder>& responder) const;
   void HandleDetokenize(const Json& body, const std::shared_ptr<HttpResponder>& responder) const;
@@ -93,7 +111,7 @@ class OpenAiService {
 
   // Validates every prompt, submits them and answers through the responder.
   void Generate(Endpoint endpoint, const GenerationSettings& settings, std::vector<Prompt> prompts,
-                const std::shared_ptr<HttpResponder>& responder, absl::Time arrival);
+                const std::shared_ptr<HttpResponder>& responder, const Caller& caller);
 
   ProtocolLimits Limits() const;
   void LogUnknownFields(const std::vector<std::string>& names);

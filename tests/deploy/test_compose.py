@@ -229,7 +229,7 @@ def test_every_duet_command_passes_check_config(services):
         result = run(command + ["--check-config"], env=service.get("environment") or {})
         assert result.returncode == 0, f"{name}: {shlex.join(command)}\n{result.stderr}"
         if name == "router":
-            assert "2 workers" in result.stdout and "with an API key" in result.stdout, result.stdout
+            assert "2 workers" in result.stdout and "1 API key" in result.stdout, result.stdout
 
 
 def test_the_doctor_service_runs_duet_doctor_on_every_gpu():

@@ -20,7 +20,7 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import assets_dir, build_dir  # noqa: E402
+from conftest import assets_dir, build_dir, duet_v1_stubs  # noqa: E402
 
 grpc = pytest.importorskip("grpc")
 grpc_tools = pytest.importorskip("grpc_tools")
@@ -78,17 +78,7 @@ class Processes:
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
     """duet_pb2 and duet_pb2_grpc, generated now from the .proto."""
-    from grpc_tools import protoc
-    import importlib.resources
-
-    out = tmp_path_factory.mktemp("stubs")
-    well_known = str(importlib.resources.files("grpc_tools") / "_proto")
-    code = protoc.main(["protoc", f"-I{SOURCE / 'proto'}", f"-I{well_known}", f"--python_out={out}",
-                        f"--grpc_python_out={out}", str(SOURCE / "proto" / "duet" / "v1" / "duet.proto")])
-    assert code == 0, "grpc_tools.protoc failed on duet.proto"
-    sys.path.insert(0, str(out))
-    from duet.v1 import duet_pb2, duet_pb2_grpc
-    return duet_pb2, duet_pb2_grpc
+    return duet_v1_stubs(tmp_path_factory.mktemp("stubs"))
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "serve: address the HTTP and gRPC serv
 ABSL_FLAG(int32_t, port, 8000, "serve: OpenAI-compatible HTTP port");
 ABSL_FLAG(int32_t, grpc_port, 50051, "serve: gRPC port (duet.v1)");
 ABSL_FLAG(std::string, api_key, "", "serve: require this bearer token on the API");
+ABSL_FLAG(std::string, api_keys_file, "", "serve: API keys with names and limits, one per line (see duet-router --help)");
 ABSL_FLAG(std::string, served_model_name, "", "serve: model name clients use; default: the model directory, or a .gguf file's name without .gguf");
 ABSL_FLAG(int32_t, max_model_len, 0, "serve: longest sequence; 0: the model's");
 ABSL_FLAG(int32_t, max_num_seqs, 0, "serve: most sequences in one step; 0: the router's default");
@@ -145,6 +146,7 @@ int Serve(const char* argv0) {
   options.port = absl::GetFlag(FLAGS_port);
   options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   options.api_key = absl::GetFlag(FLAGS_api_key);
+  options.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
   options.served_model_name = absl::GetFlag(FLAGS_served_model_name);
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);

@@ -266,6 +266,9 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
                                           "--load-format=" + options.load_format};
   if (!options.tokenizer_dir.empty()) router_args.push_back("--tokenizer=" + options.tokenizer_dir);
   if (!options.api_key.empty()) router_args.push_back("--api-key=" + options.api_key);
+  if (!options.api_keys_file.empty()) {
+    router_args.push_back("--api-keys-file=" + fs::absolute(options.api_keys_file).string());
+  }
   if (!options.served_model_name.empty()) router_args.push_back("--served-model-name=" + options.served_model_name);
   if (options.max_model_len > 0) router_args.push_back(StrCat("--max-model-len=", options.max_model_len));
   if (options.max_num_seqs > 0) router_args.push_back(StrCat("--max-num-seqs=", options.max_num_seqs));

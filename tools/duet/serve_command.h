@@ -26,6 +26,7 @@ struct ServeOptions {
   int port = 8000;        // OpenAI-compatible HTTP
   int grpc_port = 50051;  // duet.v1 gRPC
   std::string api_key;
+  std::string api_keys_file;  // the router's --api-keys-file; absolute or from the current directory
   std::string served_model_name;
   int max_model_len = 0;
   int max_num_seqs = 0;   // 0: the router's default

@@ -387,6 +387,32 @@ TEST_F(HttpServerTest, ClientLeavingMidStreamIsNoticedAtOnce) {
   EXPECT_EQ(num_late_callbacks, 1);
 }
 
+TEST_F(HttpServerTest, ClientThatStopsReadingAStreamIsCutOffAtTheBufferBound) {
+  HeldResponders held;
+  HttpServerOptions options;
+  options.max_stream_buffer_bytes = 256 << 10;
+  StartServer(held.Handler(), options);
+  RawClient client(server_->port());
+  std::shared_ptr<HttpResponder> responder = SendAndAwait(client, held, Get("/stream"));
+  ASSERT_NE(responder, nullptr);
+  absl::Notification gone;
+  responder->OnClientGone([&gone] { gone.Notify(); });
+  responder->StartStream(200, "text/event-stream");
+  // The client reads nothing. Writes never block; once the kernel's socket
+  // buffers and then the server's 256 KiB are full, the client counts as gone.
+  const std::string event = duet::StrCat("data: ", std::string(16 << 10, 'x'), "\n\n");
+  int64_t written = 0;
+  while (!gone.HasBeenNotified() && written < (int64_t{256} << 20)) {
+    responder->Write(event);
+    written += static_cast<int64_t>(event.size());
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  EXPECT_TRUE(gone.WaitForNotificationWithTimeout(kTimeout)) << written << " bytes written";
+  EXPECT_TRUE(responder->client_gone());
+  EXPECT_TRUE(WaitForInFlight(0));
+  EXPECT_TRUE(client.WaitForClose());
+}
+
 TEST_F(HttpServerTest, HandlerThatNeverAnswersDoesNotOutliveItsClient) {
   HeldResponders held;
   StartServer(held.Handler());
@@ -502,6 +528,12 @@ TEST_F(HttpServerTest, DestroyingTheServerEndsResponsesAndLeavesRespondersHarmle
 }
 
 TEST(HttpServerStartTest, RejectsBadOptions) {
+  {
+    HttpServerOptions options;
+    options.port = 0;
+    options.max_stream_buffer_bytes = 0;
+    EXPECT_FALSE(HttpServer::Start(options, [](const HttpRequest&, std::shared_ptr<HttpResponder>) {}).ok());
+  }
   HttpServerOptions options;
   options.num_threads = 0;
   EXPECT_EQ(HttpServer::Start(options, Echo).status().code(), absl::StatusCode::kInvalidArgument);

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/utf8.h"
+#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/router/engine/engine_test_util.h"
@@ -438,17 +439,46 @@ TEST_F(OpenAiServiceTest, ModelsTokenizeDetokenizeMetrics) {
   EXPECT_THAT(text, HasSubstr("duet:request_success_total{model_name=\"duet-test\",finished_reason=\"length\"} 1"));
 }
 
+std::shared_ptr<ApiKeys> Keys(const std::string& file_text, ApiKeysOptions options = {}) {
+  absl::StatusOr<std::vector<ApiKeySpec>> specs = ParseApiKeys(file_text);
+  CHECK(specs.ok()) << specs.status();
+  return std::make_shared<ApiKeys>(*std::move(specs), std::move(options));
+}
+
+// Every glog line logged while it lives.
+class LogCapture : public google::LogSink {
+ public:
+  LogCapture() { google::AddLogSink(this); }
+  ~LogCapture() override { google::RemoveLogSink(this); }
+
+  void send(google::LogSeverity, const char*, const char*, int, const google::LogMessageTime&, const char* message,
+            size_t message_len) override {
+    absl::MutexLock lock(&mu_);
+    text_.append(message, message_len).append("\n");
+  }
+  std::string text() const {
+    absl::MutexLock lock(&mu_);
+    return text_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::string text_ ABSL_GUARDED_BY(mu_);
+};
+
 TEST_F(OpenAiServiceTest, ApiKey) {
   OpenAiOptions options;
-  options.api_key = "sk-test";
+  options.api_keys = Keys("sk-test-key\n");
   StartByteModel({}, {}, options);
   auto missing = Call("GET", "/v1/models");
   ExpectErrorBody(*missing, 401, nullptr, "invalid_api_key");
-  ExpectErrorBody(*Call("GET", "/v1/models", "", {{"authorization", "Bearer sk-tesT"}}), 401, nullptr,
+  ExpectErrorBody(*Call("GET", "/v1/models", "", {{"authorization", "Bearer sk-test-keY"}}), 401, nullptr,
                   "invalid_api_key");
-  ExpectErrorBody(*Call("POST", "/v1/completions", R"({"prompt": "a"})", {{"authorization", "Bearer sk-test2"}}),
+  ExpectErrorBody(*Call("POST", "/v1/completions", R"({"prompt": "a"})", {{"authorization", "Bearer sk-test-key2"}}),
                   401, nullptr, "invalid_api_key");
-  EXPECT_EQ(Call("GET", "/v1/models", "", {{"authorization", "Bearer sk-test"}})->status(), 200);
+  ExpectErrorBody(*Call("GET", "/v1/models", "", {{"authorization", "sk-test-key"}}), 401, nullptr,
+                  "invalid_api_key");
+  EXPECT_EQ(Call("GET", "/v1/models", "", {{"authorization", "Bearer sk-test-key"}})->status(), 200);
   EXPECT_EQ(Call("GET", "/health")->status(), 200);
   EXPECT_EQ(Call("GET", "/metrics")->status(), 200) << "open to scrapers, as in vLLM";
   ExpectErrorBody(*Call("POST", "/metrics"), 401, nullptr, "invalid_api_key");
@@ -470,6 +500,36 @@ TEST_F(OpenAiServiceTest, DisconnectAbortsAndFreesBlocks) {
   const std::vector<Json> chunks = responder->chunks();
   ASSERT_FALSE(chunks.empty());
   EXPECT_EQ(chunks.back()["choices"][0]["finish_reason"], "abort");
+}
+
+TEST_F(OpenAiServiceTest, DisconnectFreesItsBlocksBeforeTheNextStep) {
+  FakeWorkerOptions worker;
+  StartByteModel(worker);
+  shared_->step_delay_ms = 10;
+  const std::string body = R"({"prompt": "a long enough prompt to hold blocks", "max_tokens": 400, "stream": true})";
+  auto leaving = Start("POST", "/v1/completions", body);
+  auto staying = Start("POST", "/v1/completions", body);
+  ASSERT_TRUE(leaving->WaitWrites(3));
+  ASSERT_TRUE(staying->WaitWrites(3));
+  ASSERT_EQ(engine_->stats().num_running_seqs, 2);
+  const engine::EngineStats before = engine_->stats();
+  leaving->Disconnect();
+  // The engine takes the abort before its next step: the step that was
+  // running when the client left, and the one after it, are the most that
+  // can be published before its blocks are free.
+  engine::EngineStats stats = engine_->stats();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (stats.num_running_seqs != 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Microseconds(200));
+    stats = engine_->stats();
+  }
+  ASSERT_EQ(stats.num_running_seqs, 1);
+  EXPECT_LE(stats.num_steps, before.num_steps + 2);
+  EXPECT_LT(stats.num_used_kv_blocks, before.num_used_kv_blocks);
+  EXPECT_FALSE(staying->client_gone());
+  staying->Disconnect();
+  ASSERT_TRUE(staying->WaitDone());
+  EXPECT_EQ(SettledStats().num_used_kv_blocks, 0);
 }
 
 TEST_F(OpenAiServiceTest, FullQueueIs429WithRetryAfter) {
@@ -611,6 +671,119 @@ TEST_F(OpenAiServiceTest, CacheSaltSeparatesPrefixCaches) {
   EXPECT_EQ(refused->json()["error"]["param"], "cache_salt");
   request["cache_salt"] = 5;
   EXPECT_EQ(Post("/v1/chat/completions", request)->status(), 400);
+}
+
+TEST_F(OpenAiServiceTest, TenantsDoNotShareCachedPrefixes) {
+  for (const bool share : {false, true}) {
+    SCOPED_TRACE(share ? "shared across keys" : "isolated (the default)");
+    FakeWorkerOptions worker;
+    worker.num_blocks = 128;
+    worker.first_token = 300;
+    worker.num_tokens = 200;
+    OpenAiOptions options;
+    ApiKeysOptions keys_options;
+    keys_options.isolate_prefix_caches = !share;
+    options.api_keys = Keys("key-of-alice name=alice\nkey-of-bob0 name=bob\n", keys_options);
+    if (!StartTinyModel(std::make_unique<FakeWorker>(worker), options)) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
+    auto cached_tokens = [&](const std::string& key, const Json& request) {
+      auto response = Call("POST", "/v1/chat/completions", request.dump(), {{"authorization", "Bearer " + key}});
+      EXPECT_EQ(response->status(), 200) << response->body();
+      return response->json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
+    };
+    Json request = TinyChat("Tell me a story about a lighthouse keeper and the sea, please.", 2);
+    EXPECT_EQ(cached_tokens("key-of-alice", request), 0);
+    EXPECT_GE(cached_tokens("key-of-alice", request), 16);  // a tenant's own blocks hit
+    if (share) {
+      EXPECT_GE(cached_tokens("key-of-bob0", request), 16);
+    } else {
+      EXPECT_EQ(cached_tokens("key-of-bob0", request), 0);  // never another tenant's
+      EXPECT_GE(cached_tokens("key-of-bob0", request), 16);
+      // The request's own cache_salt cannot reach another tenant's blocks either.
+      request["cache_salt"] = "x";
+      EXPECT_EQ(cached_tokens("key-of-alice", request), 0);
+      EXPECT_EQ(cached_tokens("key-of-bob0", request), 0);
+      EXPECT_GE(cached_tokens("key-of-bob0", request), 16);
+    }
+    service_.reset();
+    engine_.reset();
+  }
+}
+
+TEST_F(OpenAiServiceTest, KeyRateLimitIs429WithTheNameInTheLogOnly) {
+  OpenAiOptions options;
+  options.api_keys = Keys("key-of-alice name=alice-team rpm=2\nkey-of-bob0 name=bob\n");
+  StartByteModel({}, {}, options);
+  LogCapture log;
+  const std::map<std::string, std::string> alice = {{"authorization", "Bearer key-of-alice"}};
+  const std::string body = R"({"prompt": "abc", "max_tokens": 2})";
+  EXPECT_EQ(Call("POST", "/v1/completions", body, alice)->status(), 200);
+  EXPECT_EQ(Call("POST", "/v1/completions", body, alice)->status(), 200);
+  auto refused = Call("POST", "/v1/completions", body, alice);
+  ExpectErrorBody(*refused, 429, nullptr, "rate_limit_exceeded");
+  EXPECT_THAT(refused->body(), Not(HasSubstr("alice")));
+  // 2 per minute: the next one is allowed in about 30 s.
+  const int retry_after = std::stoi(refused->headers().at("Retry-After"));
+  EXPECT_GE(retry_after, 29);
+  EXPECT_LE(retry_after, 30);
+  EXPECT_THAT(log.text(), HasSubstr("API key alice-team is over its rate limit"));
+  // Other keys and other routes are not limited.
+  EXPECT_EQ(Call("POST", "/v1/completions", body, {{"authorization", "Bearer key-of-bob0"}})->status(), 200);
+  EXPECT_EQ(Call("POST", "/tokenize", R"({"prompt": "abc"})", alice)->status(), 200);
+
+  const std::string metrics = Call("GET", "/metrics")->body();
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_requests_total{model_name=\"duet-test\",key=\"alice-team\"} 2\n"));
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_requests_total{model_name=\"duet-test\",key=\"bob\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_refused_requests_total{model_name=\"duet-test\",key=\"alice-team\","
+                                 "limit=\"rate\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_refused_requests_total{model_name=\"duet-test\",key=\"bob\","
+                                 "limit=\"rate\"} 0\n"));
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_prompt_tokens_total{model_name=\"duet-test\",key=\"alice-team\"} 6\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("duet:api_key_generation_tokens_total{model_name=\"duet-test\",key=\"alice-team\"} 4\n"));
+}
+
+TEST_F(OpenAiServiceTest, KeyConcurrencyLimitIs429UntilARequestEnds) {
+  OpenAiOptions options;
+  options.api_keys = Keys("key-of-alice name=alice concurrency=1\n");
+  StartByteModel({}, {}, options);
+  shared_->step_delay_ms = 5;
+  const std::map<std::string, std::string> alice = {{"authorization", "Bearer key-of-alice"}};
+  auto first = Start("POST", "/v1/completions", R"({"prompt": "abc", "max_tokens": 400, "stream": true})", alice);
+  ASSERT_TRUE(first->WaitWrites(2));
+  auto refused = Call("POST", "/v1/completions", R"({"prompt": "abc", "max_tokens": 2})", alice);
+  ExpectErrorBody(*refused, 429, nullptr, "rate_limit_exceeded");
+  EXPECT_EQ(refused->headers().at("Retry-After"), "1");
+  // An invalid request is answered 400 and holds no slot.
+  EXPECT_EQ(Call("POST", "/v1/completions", R"({"prompt": "abc", "max_tokens": -1})", alice)->status(), 400);
+  first->Disconnect();
+  ASSERT_TRUE(first->WaitDone());
+  EXPECT_EQ(Call("POST", "/v1/completions", R"({"prompt": "abc", "max_tokens": 2})", alice)->status(), 200);
+  const std::string metrics = Call("GET", "/metrics")->body();
+  EXPECT_THAT(metrics, HasSubstr("duet:api_key_refused_requests_total{model_name=\"duet-test\",key=\"alice\","
+                                 "limit=\"concurrency\"} 1\n"));
+}
+
+TEST_F(OpenAiServiceTest, RequestLogsCarryCountsNotText) {
+  OpenAiOptions options;
+  options.api_keys = Keys("key-of-alice name=alice\n");
+  StartByteModel({}, {}, options);
+  LogCapture log;
+  const std::map<std::string, std::string> alice = {{"authorization", "Bearer key-of-alice"}};
+  auto done = Call("POST", "/v1/completions", R"({"prompt": "zebra violin", "max_tokens": 3, "unknown_field": 1})",
+                   alice);
+  ASSERT_EQ(done->status(), 200) << done->body();
+  const std::string output = done->json()["choices"][0]["text"].get<std::string>();
+  auto streamed = Call("POST", "/v1/completions", R"({"prompt": "quartz harp", "max_tokens": 3, "stream": true})",
+                       alice);
+  ASSERT_EQ(streamed->status(), 200);
+  const std::string text = log.text();
+  EXPECT_THAT(text, HasSubstr(" completion key=alice status=200 prompt_tokens=12 cached_tokens=0 completion_tokens=3"
+                              " finish=length"));
+  EXPECT_THAT(text, HasSubstr("prompt_tokens=11"));
+  EXPECT_THAT(text, Not(HasSubstr("zebra")));
+  EXPECT_THAT(text, Not(HasSubstr("quartz")));
+  EXPECT_THAT(text, Not(HasSubstr(output)));
+  EXPECT_THAT(text, Not(HasSubstr("key-of-alice")));
 }
 
 class ReasoningTest : public OpenAiServiceTest {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds duet and its tests under a sanitizer in a build directory of its own
+# and runs the tests through ctest.
+#
+# usage: scripts/sanitize.sh asan|tsan [CTEST ARGS...]
+#   asan  AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer on)
+#   tsan  ThreadSanitizer
+# CTEST ARGS default to `-L unit`; pass e.g. `-L 'unit|e2e'` or `-R engine`.
+# Environment: BUILD_DIR (default build-asan / build-tsan), JOBS (all cores).
+#
+# Every report fails its test (halt_on_error / -fno-sanitize-recover). Reports
+# that are not duet's are suppressed in scripts/sanitizers/<kind>.supp, each
+# with the reason.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+kind="${1:-}"
+shift || true
+case "$kind" in
+  asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined" ;;
+  tsan) flags="-fsanitize=thread" ;;
+  *)
+    echo "usage: scripts/sanitize.sh asan|tsan [ctest args...]" >&2
+    exit 2
+    ;;
+esac
+build_dir="${BUILD_DIR:-build-$kind}"
+jobs="${JOBS:-$(nproc)}"
+ctest_args=("$@")
+((${#ctest_args[@]})) || ctest_args=(-L unit)
+
+bash scripts/setup.sh
+# CUDA code and the nested clang fuzz build stay out: neither is what the
+# sanitizer checks here (the fuzzers carry ASan + UBSan themselves).
+cmake -S . -B "$build_dir" -G Ninja -DDUET_CUDA=OFF -DDUET_FUZZ=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="$flags -fno-omit-frame-pointer" -DCMAKE_C_FLAGS="$flags -fno-omit-frame-pointer" \
+  -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags"
+cmake --build "$build_dir" -j "$jobs"
+
+supp="$root/scripts/sanitizers"
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1"
+export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
+ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure --timeout 1200 "${ctest_args[@]}"
