@@ -74,6 +74,8 @@ ABSL_FLAG(double, gpu_memory_utilization, 0, "fraction of GPU memory each worker
 ABSL_FLAG(double, shutdown_timeout, 5, "seconds in-flight calls may take to finish after SIGTERM");
 ABSL_FLAG(double, workers_wait, 60,
           "seconds to wait at startup for every worker to accept connections (workers starting beside the router)");
+ABSL_FLAG(double, worker_step_timeout, 60,
+          "seconds a worker may take to answer one step before the group is declared down");
 ABSL_FLAG(bool, check_config, false, "check the flags and that the model and tokenizer load, then exit 0");
 
 namespace {
@@ -140,6 +142,9 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
   }
   if (!(absl::GetFlag(FLAGS_max_body_mib) > 0)) return absl::InvalidArgumentError("--max-body-mib must be > 0");
   if (!(absl::GetFlag(FLAGS_workers_wait) >= 0)) return absl::InvalidArgumentError("--workers-wait must be >= 0");
+  if (!(absl::GetFlag(FLAGS_worker_step_timeout) > 0)) {
+    return absl::InvalidArgumentError("--worker-step-timeout must be > 0");
+  }
   config.served_model_name = absl::GetFlag(FLAGS_served_model_name);
   if (config.served_model_name.empty()) {
     // The --model argument, as vLLM reports it; a .gguf file by its file
@@ -153,6 +158,7 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
 duet::router::WorkerGroupOptions GroupOptions(const RouterConfig& config) {
   duet::router::WorkerGroupOptions options;
   options.addresses = config.worker_addresses;
+  options.step_timeout = absl::Seconds(absl::GetFlag(FLAGS_worker_step_timeout));
   v1::InitRequest& init = options.init;
   // Relative paths are the router's; the workers may run elsewhere.
   init.set_model_path(std::filesystem::absolute(absl::GetFlag(FLAGS_model)).lexically_normal().string());

@@ -14,14 +14,21 @@ Every other request must end with a complete answer ([DONE] after a
 finish_reason, or a JSON body) or an explicit error (an OpenAI error JSON,
 in the body or as a stream event); anything else counts as lost.
 
-At the end, with the server idle: no request lost, KV blocks held by
-sequences back to 0, each process's RSS within --rss-bound-mib (plus 10 %)
-of its value after the capacity phase, and its open file descriptors back
-to that value (+2). Prints a table; --json writes the figures. Exit status 1
-if a check fails.
+The RSS baseline is taken after the capacity phase and a KV warm-up that
+writes every block of the workers' KV pools once (their pages are touched
+lazily; --no-kv-warmup skips it). At the end, with the server idle: no
+request lost, KV blocks held by sequences back to 0, each process's RSS
+within --rss-bound-mib (plus 10 %) of the baseline, and its open file
+descriptors back to that value (+2). Prints a table; --json writes the
+figures. Exit status 1 if a check fails.
+
+--faults N: SIGKILL or SIGSTOP a random worker at N moments of the soak,
+with duet serve --restart-workers; each fault must be followed by /health
+503 and then 200 within --recovery-bound seconds, the router must stay the
+same process, and a request after the last fault must complete.
 
 usage: scripts/soak.py [--duration 1800] [--load 0.9] [--model DIR]
-                       [--serve-arg=--flag=value ...] [--json out.json]
+                       [--faults N] [--serve-arg=--flag=value ...] [--json out.json]
 Runs with the standard library only (.venv/bin/python or python3).
 """
 import argparse
@@ -30,6 +37,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -177,18 +185,134 @@ def process_usage(pid):
 
 
 def children(pid):
+    """{label: pid} of `duet serve`'s children: duet-router, and each
+    duet-worker labelled by its rank (from its --port-file=.../worker<rank>.port)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     named = {}
     for child in out.split():
         try:
-            name = pathlib.Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].decode()
+            argv = pathlib.Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        label = pathlib.Path(name).name
+        label = pathlib.Path(argv[0]).name
         if label == "duet-worker":
-            label = f"duet-worker#{sum(1 for key in named if key.startswith('duet-worker'))}"
+            port_file = next((arg for arg in argv if arg.startswith("--port-file=")), "")
+            label = f"duet-worker rank {port_file.rsplit('worker', 1)[-1].split('.')[0]}"
         named[label] = int(child)
     return named
+
+
+def kv_pool(log_path):
+    """(blocks, block size, MiB) of the workers' KV pools, from their
+    "ready: N KV blocks of B tokens (M MiB)" log lines (the last ones)."""
+    found = re.findall(rb"ready: (\d+) KV blocks of (\d+) tokens \((\d+) MiB\)", log_path.read_bytes())
+    if not found:
+        return None
+    return tuple(int(value) for value in found[-1])
+
+
+def warm_kv_pool(port, model, blocks, block_size, tally, seed):
+    """Prefills distinct prompts (max_tokens 1) until their tokens pass the
+    pool's capacity: since a cached block is evicted only when no free block
+    is left, every block of the pool has then been written once, and the
+    worker's RSS holds all of it before the baseline is taken."""
+    rng = random.Random(seed)
+    target = int(blocks * block_size * 1.1)
+    done = [0]
+    lock = threading.Lock()
+
+    def client(index):
+        local = random.Random(rng.random())
+        while True:
+            with lock:
+                if done[0] >= target:
+                    return
+            words = [f"w{index}x{local.randrange(10**6)}"] + [local.choice(WORDS) for _ in range(600)]
+            body = {"model": model, "prompt": " ".join(words), "max_tokens": 1}
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            try:
+                connection.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                text = response.read()
+                if response.status != 200:
+                    tally.add("explicit_error" if is_error_json(text) else "lost", response.status, text[:200])
+                    return
+                tally.add("completed", 200)
+                with lock:
+                    done[0] += json.loads(text)["usage"]["prompt_tokens"]
+            finally:
+                connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return done[0]
+
+
+def health(port):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+class Faults:
+    """SIGKILL or SIGSTOP of a random worker at `count` random moments of the
+    soak (at least a minute apart), and /health polled every 0.1 s, so each
+    fault's time to 503 and back to 200 is known."""
+
+    def __init__(self, serve_pid, port, count, kinds, seconds, seed):
+        rng = random.Random(seed)
+        self.serve_pid, self.port = serve_pid, port
+        spacing = seconds * 0.8 / max(1, count)
+        self.plan = [(seconds * 0.1 + spacing * (i + rng.random() * 0.5), rng.choice(kinds)) for i in range(count)]
+        self.rng = rng
+        self.done = []  # (time, kind, label, pid)
+        self.health = []  # (time, status)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.inject, daemon=True),
+                        threading.Thread(target=self.watch, daemon=True)]
+
+    def start(self):
+        self.begin = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+
+    def inject(self):
+        for at, kind in self.plan:
+            if self.stop.wait(max(0.0, self.begin + at - time.monotonic())):
+                return
+            workers = {label: pid for label, pid in children(self.serve_pid).items() if label.startswith("duet-worker")}
+            if not workers:
+                continue
+            label = self.rng.choice(sorted(workers))
+            os.kill(workers[label], signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
+            self.done.append((time.monotonic(), kind, label, workers[label]))
+
+    def watch(self):
+        while not self.stop.wait(0.1):
+            self.health.append((time.monotonic(), health(self.port)))
+
+    def finish(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def outcomes(self):
+        """Per fault: (kind, label, seconds to the first 503, seconds from
+        then to the next 200); None where it was not seen."""
+        rows = []
+        for when, kind, label, _ in self.done:
+            down = next((t for t, status in self.health if t >= when and status == 503), None)
+            up = next((t for t, status in self.health if down is not None and t > down and status == 200), None)
+            rows.append((kind, label, None if down is None else down - when, None if up is None else up - down))
+        return rows
 
 
 def usage_of(pids):
@@ -270,6 +394,14 @@ def main():
     parser.add_argument("--duet", default=str(ROOT / "build" / "tools" / "duet" / "duet"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default="", help="write the report here")
+    parser.add_argument("--no-kv-warmup", action="store_true",
+                        help="take the RSS baseline without first writing every KV block once")
+    parser.add_argument("--faults", type=int, default=0,
+                        help="SIGKILL/SIGSTOP this many times a random worker during the soak "
+                             "(duet serve then runs with --restart-workers)")
+    parser.add_argument("--fault-kinds", default="kill,stop", help="comma-separated: kill, stop")
+    parser.add_argument("--recovery-bound", type=float, default=120,
+                        help="seconds a fault may take from /health 503 back to 200")
     args = parser.parse_args()
 
     port = free_port()
@@ -278,6 +410,12 @@ def main():
                f"--served-model-name={args.served_model_name}", *args.serve_arg]
     if args.model:
         command.append(f"--model={args.model}")
+    kinds = [kind for kind in args.fault_kinds.split(",") if kind]
+    if args.faults:
+        if not kinds or any(kind not in ("kill", "stop") for kind in kinds):
+            sys.exit("--fault-kinds takes kill and stop")
+        if not any(arg.startswith("--restart-workers") for arg in args.serve_arg):
+            command += ["--restart-workers", "--worker-health-timeout=10"]
     log = open(log_path, "wb")
     serve = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     report = {"command": command, "log": str(log_path)}
@@ -295,6 +433,15 @@ def main():
                  capacity_tally, args.seed)
         capacity = capacity_tally.counts["completed"] / (time.monotonic() - begin)
         wait_idle(port)
+        pool = kv_pool(log_path)
+        warm_tally = Tally()
+        if pool and not args.no_kv_warmup:
+            blocks, block_size, mib = pool
+            begin = time.monotonic()
+            tokens = warm_kv_pool(port, args.served_model_name, blocks, block_size, warm_tally, args.seed + 2)
+            print(f"KV pool of {blocks} blocks ({mib} MiB) written once: {tokens} prompt tokens in "
+                  f"{time.monotonic() - begin:.0f} s", flush=True)
+            wait_idle(port)
         baseline = usage_of(pids)
         rate = args.load * capacity
         print(f"capacity {capacity:.2f} requests/s with {args.capacity_concurrency} clients; "
@@ -306,23 +453,55 @@ def main():
 
         def sample():
             while not sampler_stop.wait(5):
-                for label, value in usage_of(pids).items():
-                    peak[label] = (max(peak[label][0], value[0]), max(peak[label][1], value[1]))
+                for label, pid in children(serve.pid).items():
+                    try:
+                        value = process_usage(pid)
+                    except OSError:  # a worker killed by a fault
+                        continue
+                    old = peak.get(label, value)
+                    peak[label] = (max(old[0], value[0]), max(old[1], value[1]))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        faults = Faults(serve.pid, port, args.faults, kinds, args.duration, args.seed + 3) if args.faults else None
         begin = time.monotonic()
+        if faults:
+            faults.start()
         started = run_load(port, args.served_model_name, args.duration, rate, 0, args, tally, args.seed + 1)
         elapsed = time.monotonic() - begin
         sampler_stop.set()
+        if faults:
+            deadline = time.monotonic() + args.recovery_bound
+            while health(port) != 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(1)
+            faults.finish()
         idle = wait_idle(port)
         time.sleep(2)  # closed connections leave the server's tables
-        final = usage_of(pids)
+        now_pids = children(serve.pid)
+        final = usage_of({label: pid for label, pid in now_pids.items() if pids.get(label) == pid})
 
         checks = []
         accounted = sum(tally.counts.values())
         checks.append(("every request accounted for", accounted == started, f"{accounted} of {started}"))
         checks.append(("no request lost", tally.counts["lost"] == 0, f"{tally.counts['lost']} lost"))
+        if pool and not args.no_kv_warmup:
+            checks.append(("no KV warm-up request lost", warm_tally.counts["lost"] == 0,
+                           f"{warm_tally.counts['completed']} completed"))
+        if faults:
+            checks.append(("the router was never restarted", now_pids.get("duet-router") == pids["duet-router"],
+                           f"pid {pids['duet-router']} -> {now_pids.get('duet-router')}"))
+            for kind, label, to_503, to_200 in faults.outcomes():
+                ok = to_503 is not None and to_200 is not None and to_200 <= args.recovery_bound
+                shown = lambda v: "never" if v is None else f"{v:.1f} s"  # noqa: E731
+                checks.append((f"{kind} of {label}: 503, then serving again", ok,
+                               f"503 after {shown(to_503)}, 200 {shown(to_200)} later"))
+            checks.append(("as many faults as planned", len(faults.done) == args.faults,
+                           f"{len(faults.done)} of {args.faults}"))
+            after = Tally()
+            one_request(port, args.served_model_name, random.Random(0), "complete", after, args.request_timeout)
+            checks.append(("a request after the last fault completes", after.counts["completed"] == 1,
+                           str({k: v for k, v in after.counts.items() if v})))
         used = idle.get("duet:kv_cache_usage_perc", -1)
         checks.append(("KV blocks back to the baseline", used == 0, f"usage {used:.3f}"))
         checks.append(("requests running and waiting 0",
@@ -330,6 +509,9 @@ def main():
                        f"{idle.get('duet:num_requests_running')} running, "
                        f"{idle.get('duet:num_requests_waiting')} waiting"))
         for label in sorted(pids):
+            if label not in final:
+                checks.append((f"{label} RSS and file descriptors", True, "restarted by a fault; not compared"))
+                continue
             rss0, fds0 = baseline[label]
             rss1, fds1 = final[label]
             bound = rss0 * 1.1 + args.rss_bound_mib
@@ -354,7 +536,8 @@ def main():
             print(f"lost: {detail}")
         report.update({"capacity_rps": capacity, "rate_rps": rate, "seconds": elapsed, "started": started,
                        "outcomes": tally.counts, "statuses": tally.statuses, "lost_details": tally.lost,
-                       "baseline": baseline, "final": final, "peak": peak,
+                       "baseline": baseline, "final": final, "peak": peak, "kv_pool": pool,
+                       "faults": faults.outcomes() if faults else [],
                        "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in checks]})
         if args.json:
             pathlib.Path(args.json).write_text(json.dumps(report, indent=2))

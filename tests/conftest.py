@@ -1,7 +1,10 @@
 """Shared pytest setup for duet's Python tests (run by ctest)."""
 import os
 import pathlib
+import signal
 import socket
+import subprocess
+import time
 
 import pytest
 
@@ -22,6 +25,55 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class DuetServe:
+    """`duet serve ARGS...` on free ports, started and waited for until it
+    prints "ready"; stop() sends SIGINT (as Ctrl-C) and waits."""
+
+    def __init__(self, tmp: pathlib.Path, *args, start_timeout=120):
+        self.port, self.grpc_port = free_port(), free_port()
+        self.log_path = tmp / "serve.log"
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(build_dir() / "tools" / "duet" / "duet"), "serve", "--port", str(self.port),
+             "--grpc-port", str(self.grpc_port), *[str(arg) for arg in args]],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + start_timeout
+        while b"ready" not in self.log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"duet serve did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pid(self, rank: int) -> int:
+        """The pid of this server's duet-worker of `rank` (the child given
+        --port-file=.../worker<rank>.port)."""
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == self.process.pid and any(arg.endswith(f"worker{rank}.port".encode()) for arg in argv):
+                return int(entry.name)
+        raise LookupError(f"duet serve has no duet-worker rank {rank}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
 
 
 def duet_v1_stubs(out_dir: pathlib.Path):

@@ -275,10 +275,12 @@ grpc::Status WorkerService::Init(grpc::ServerContext*, const v1::InitRequest* re
                                                             : v1::PARALLEL_MODE_TENSOR);
   response->set_model_fingerprint(loaded_->fingerprint);
   response->set_weight_bytes(model.weight_bytes());
-  response->set_kv_block_bytes(static_cast<uint64_t>(
-      KvCache::BlockBytes(config.num_hidden_layers, model.KvLayout(1, prepared->block_size))));
+  const uint64_t kv_block_bytes = static_cast<uint64_t>(
+      KvCache::BlockBytes(config.num_hidden_layers, model.KvLayout(1, prepared->block_size)));
+  response->set_kv_block_bytes(kv_block_bytes);
   LOG(INFO) << "rank " << request->rank() << "/" << request->world_size() << " ready: "
-            << num_kv_blocks << " KV blocks of " << prepared->block_size << " tokens, "
+            << num_kv_blocks << " KV blocks of " << prepared->block_size << " tokens ("
+            << ((kv_block_bytes * num_kv_blocks) >> 20) << " MiB), "
             << (model.weight_bytes() >> 20) << " MiB of weights";
   absl::MutexLock lock(&mu_);
   ready_ = true;

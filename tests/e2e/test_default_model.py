@@ -7,17 +7,14 @@ template (its token count equals that of jinja2's rendering of the template
 sent as a plain completion).
 """
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import build_dir  # noqa: E402
+from conftest import DuetServe, build_dir, free_port  # noqa: E402
 
 openai = pytest.importorskip("openai")
 jinja2 = pytest.importorskip("jinja2")
@@ -28,36 +25,14 @@ MODEL = build_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT = 120
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not DUET.exists() or not MODEL.exists():
         pytest.fail(f"{DUET} or {MODEL} is missing: run scripts/setup.sh and build everything")
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    port, grpc_port = free_port(), free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(DUET), "serve", "--port", str(port), "--grpc-port", str(grpc_port),
-             "--kv-cache-gib", "0.25", "--max-model-len", "2048", "--threads", "1"],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while b"ready" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"duet serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield port, log_path
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    server = DuetServe(tmp_path_factory.mktemp("serve"), "--kv-cache-gib", "0.25", "--max-model-len", "2048",
+                       "--threads", "1", start_timeout=START_TIMEOUT)
+    yield server.port, server.log_path
+    server.stop()
 
 
 @pytest.fixture(scope="module")

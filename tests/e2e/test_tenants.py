@@ -6,17 +6,14 @@ one tenant's prompts never hit another's cached prefixes while its own do,
 that /metrics counts per key, and that the log never carries prompt text.
 """
 import pathlib
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import build_dir, duet_v1_stubs, free_port  # noqa: E402
+from conftest import DuetServe, build_dir, duet_v1_stubs  # noqa: E402
 
 openai = pytest.importorskip("openai")
 grpc = pytest.importorskip("grpc")
@@ -24,7 +21,6 @@ pytest.importorskip("grpc_tools")
 
 MODEL_DIR = build_dir() / "models" / "duet-tiny-qwen3"
 DUET = build_dir() / "tools" / "duet" / "duet"
-START_TIMEOUT = 120
 KEYS = {"alice": "sk-alice-e2e-0001", "bob": "sk-bob-e2e-000002", "carol": "sk-carol-e2e-00003"}
 PROMPT = "Tell me about the lighthouse keeper who counted every wave of the winter sea."
 
@@ -37,27 +33,11 @@ def server(tmp_path_factory):
     keys_file = directory / "keys"
     keys_file.write_text(f"# duet API keys\n{KEYS['alice']} name=alice\n{KEYS['bob']} name=bob concurrency=4\n"
                          f"{KEYS['carol']} name=carol rpm=1\n")
-    port, grpc_port = free_port(), free_port()
-    log_path = directory / "serve.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [str(DUET), "serve", "--model", str(MODEL_DIR), "--port", str(port), "--grpc-port", str(grpc_port),
-         "--api-keys-file", str(keys_file), "--served-model-name", "duet-tiny", "--kv-cache-gib", "0.25", "--threads", "1"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT
-    while b"ready" not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"duet serve did not start:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    yield {"port": port, "grpc_port": grpc_port, "log": log_path, "stubs_dir": directory / "stubs"}
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    server = DuetServe(directory, "--model", MODEL_DIR, "--api-keys-file", keys_file, "--served-model-name",
+                       "duet-tiny", "--kv-cache-gib", "0.25", "--threads", "1")
+    yield {"port": server.port, "grpc_port": server.grpc_port, "log": server.log_path,
+           "stubs_dir": directory / "stubs"}
+    server.stop()
 
 
 def client(server, name, key=None):

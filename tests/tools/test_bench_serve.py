@@ -5,16 +5,14 @@ against the openai client's own count), prefix-cache hits with a shared
 prefix, and failed requests counted and named rather than dropped."""
 import json
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import build_dir, free_port  # noqa: E402
+from conftest import DuetServe, build_dir  # noqa: E402
 
 openai = pytest.importorskip("openai")
 
@@ -28,26 +26,10 @@ def server(tmp_path_factory):
     if not (MODEL_DIR / "config.json").exists() or not DUET.exists():
         pytest.skip("duet and duet-tiny-qwen3 are not built")
     tmp = tmp_path_factory.mktemp("bench")
-    port, grpc_port = free_port(), free_port()
-    log_path = tmp / "serve.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [str(DUET), "serve", "--model", str(MODEL_DIR), "--port", str(port), "--grpc-port", str(grpc_port),
-         "--served-model-name", NAME, "--kv-cache-gib", "0.25", "--threads", "1"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while b"ready" not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"duet serve did not start:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    server = DuetServe(tmp, "--model", MODEL_DIR, "--served-model-name", NAME, "--kv-cache-gib", "0.25",
+                       "--threads", "1")
+    yield server.base_url
+    server.stop()
 
 
 def bench(base_url, *args, model=NAME):

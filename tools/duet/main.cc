@@ -54,6 +54,12 @@ ABSL_FLAG(int32_t, max_num_batched_tokens, 0, "serve: most tokens in one step; 0
 ABSL_FLAG(int32_t, max_waiting_requests, 0, "serve: waiting requests beyond this get 429; 0: the router's default");
 ABSL_FLAG(double, gpu_memory_utilization, 0, "serve: fraction of GPU memory the workers may use; 0: default");
 ABSL_FLAG(double, kv_cache_gib, 0, "serve: KV cache per CPU worker in GiB; 0: the default");
+ABSL_FLAG(bool, restart_workers, false,
+          "serve: restart a worker that exits or stops answering, on the same port; the router re-forms the group");
+ABSL_FLAG(double, worker_health_timeout, 30,
+          "serve: with --restart-workers, seconds a worker may fail its health check before it is killed and restarted");
+ABSL_FLAG(double, worker_step_timeout, 0,
+          "serve: seconds a worker may take over one step before the router declares the group down; 0: its default");
 ABSL_FLAG(std::string, binary_dir, "", "serve: where duet-worker and duet-router are; default: beside duet");
 // healthcheck
 ABSL_FLAG(std::string, url, "", "healthcheck: HTTP URL that must answer 200, e.g. http://127.0.0.1:8000/health");
@@ -157,6 +163,13 @@ int Serve(const char* argv0) {
   options.threads_per_worker = absl::GetFlag(FLAGS_threads);
   options.quant_matmul = absl::GetFlag(FLAGS_quant_matmul);
   options.binary_dir = absl::GetFlag(FLAGS_binary_dir);
+  options.restart_workers = absl::GetFlag(FLAGS_restart_workers);
+  options.worker_health_timeout = absl::Seconds(absl::GetFlag(FLAGS_worker_health_timeout));
+  options.worker_step_timeout = absl::Seconds(absl::GetFlag(FLAGS_worker_step_timeout));
+  if (!(options.worker_health_timeout > absl::ZeroDuration()) || options.worker_step_timeout < absl::ZeroDuration()) {
+    std::fprintf(stderr, "error: --worker-health-timeout must be > 0 and --worker-step-timeout >= 0\n");
+    return 2;
+  }
   return duet::cli::RunServe(options, argv0);
 }
 

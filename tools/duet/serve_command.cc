@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
+#include <deque>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -22,6 +24,7 @@
 #include "common/model_config.h"
 #include "common/str_cat.h"
 #include "kernels/ops.h"
+#include "tools/duet/healthcheck_command.h"
 #include "worker/models/model_shard.h"
 
 namespace duet::cli {
@@ -158,6 +161,86 @@ void StopAll(std::vector<std::unique_ptr<Child>>& children) {
   for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop(absl::Seconds(30));
 }
 
+// The supervision loop of --restart-workers: children holds the workers in
+// rank order, then the router. Returns the exit code once a stop signal
+// comes (0) or the router ends or a worker restarts too often (1).
+int SuperviseRestartingWorkers(const ServeOptions& options, const std::vector<int>& worker_ports,
+                               const std::vector<fs::path>& worker_port_files,
+                               const std::function<std::unique_ptr<Child>(int, int)>& make_worker,
+                               std::vector<std::unique_ptr<Child>>& children) {
+  const int num_workers = static_cast<int>(worker_ports.size());
+  Child& router = *children.back();
+  // Per worker: when its health check last passed (or it was started), and
+  // when it was restarted within the window.
+  std::vector<absl::Time> last_healthy(num_workers, absl::Now());
+  std::vector<std::deque<absl::Time>> restarts(num_workers);
+  absl::Time next_probe = absl::Now();
+  constexpr absl::Duration kProbeInterval = absl::Seconds(1);
+  constexpr absl::Duration kProbeTimeout = absl::Seconds(2);
+
+  auto restart = [&](int rank, const std::string& why) {
+    const absl::Time now = absl::Now();
+    std::deque<absl::Time>& times = restarts[rank];
+    while (!times.empty() && now - times.front() > kRestartWindow) times.pop_front();
+    if (static_cast<int>(times.size()) >= kMaxRestartsPerWindow) {
+      std::fprintf(stderr, "duet serve: duet-worker rank %d %s, and it was restarted %d times within %s; "
+                           "stopping the others\n", rank, why.c_str(), kMaxRestartsPerWindow,
+                   absl::FormatDuration(kRestartWindow).c_str());
+      return false;
+    }
+    times.push_back(now);
+    std::fprintf(stderr, "duet serve: duet-worker rank %d %s; restarting it on port %d (restart %zu); the "
+                         "router answers 503 until the group is formed again\n",
+                 rank, why.c_str(), worker_ports[rank], times.size());
+    children[rank]->Kill();
+    std::error_code error;
+    fs::remove(worker_port_files[rank], error);
+    children[rank] = make_worker(rank, worker_ports[rank]);
+    if (!children[rank]->Start()) {
+      std::fprintf(stderr, "duet serve: cannot start duet-worker rank %d again; stopping the others\n", rank);
+      return false;
+    }
+    last_healthy[rank] = now;
+    return true;
+  };
+
+  while (g_stop_signal == 0) {
+    if (std::optional<int> status = router.Poll()) {
+      std::fprintf(stderr, "duet serve: duet-router %s; stopping the others\n", DescribeExit(*status).c_str());
+      return 1;
+    }
+    const bool probe = absl::Now() >= next_probe;
+    if (probe) next_probe = absl::Now() + kProbeInterval;
+    for (int rank = 0; rank < num_workers; ++rank) {
+      if (std::optional<int> status = children[rank]->Poll()) {
+        if (!restart(rank, DescribeExit(*status))) return 1;
+        continue;
+      }
+      if (!probe) continue;
+      // A (re)started worker answers once it has written its port file.
+      if (!ReadPort(worker_port_files[rank])) {
+        if (absl::Now() - last_healthy[rank] > options.startup_timeout &&
+            !restart(rank, "did not start listening in time")) {
+          return 1;
+        }
+        continue;
+      }
+      HealthcheckOptions check;
+      check.grpc_address = StrCat("127.0.0.1:", worker_ports[rank]);
+      check.timeout = kProbeTimeout;
+      if (RunHealthcheck(check).ok()) {
+        last_healthy[rank] = absl::Now();
+      } else if (absl::Now() - last_healthy[rank] > options.worker_health_timeout &&
+                 !restart(rank, StrCat("has not answered its health check for ",
+                                       absl::FormatDuration(options.worker_health_timeout)))) {
+        return 1;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunServe(const ServeOptions& options, const std::string& argv0) {
@@ -228,14 +311,18 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
   std::vector<std::unique_ptr<Child>> children;
   std::vector<fs::path> worker_port_files;
   for (int rank = 0; rank < tensor_parallel_size; ++rank) {
-    const fs::path port_file = run_dir / StrCat("worker", rank, ".port");
-    worker_port_files.push_back(port_file);
-    children.push_back(std::make_unique<Child>(
-        StrCat("duet-worker rank ", rank),
-        std::vector<std::string>{worker_binary->string(), "--host=127.0.0.1", "--port=0",
-                                 "--port-file=" + port_file.string(), StrCat("--threads=", threads),
-                                 "--quant_matmul=" + options.quant_matmul}));
+    worker_port_files.push_back(run_dir / StrCat("worker", rank, ".port"));
   }
+  // Port 0 picks a free one at the first start; a restart reuses it, since
+  // the router knows the worker by its address.
+  auto make_worker = [&](int rank, int port) {
+    return std::make_unique<Child>(
+        StrCat("duet-worker rank ", rank),
+        std::vector<std::string>{worker_binary->string(), "--host=127.0.0.1", StrCat("--port=", port),
+                                 "--port-file=" + worker_port_files[rank].string(), StrCat("--threads=", threads),
+                                 "--quant_matmul=" + options.quant_matmul});
+  };
+  for (int rank = 0; rank < tensor_parallel_size; ++rank) children.push_back(make_worker(rank, 0));
   for (auto& child : children) {
     if (!child->Start()) {
       std::fprintf(stderr, "error: cannot start %s\n", child->name().c_str());
@@ -282,6 +369,9 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
   if (options.gpu_memory_utilization > 0) {
     router_args.push_back(StrCat("--gpu-memory-utilization=", options.gpu_memory_utilization));
   }
+  if (options.worker_step_timeout > absl::ZeroDuration()) {
+    router_args.push_back(StrCat("--worker-step-timeout=", absl::ToDoubleSeconds(options.worker_step_timeout)));
+  }
   children.push_back(std::make_unique<Child>("duet-router", std::move(router_args)));
   if (!children.back()->Start()) {
     std::fprintf(stderr, "error: cannot start duet-router\n");
@@ -298,23 +388,30 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
   std::printf("duet serve: ready: %d workers, model %s\n", tensor_parallel_size, model_dir.c_str());
   std::printf("  OpenAI API:  http://%s:%d/v1\n", shown_host.c_str(), options.port);
   std::printf("  gRPC API:    %s:%d (duet.v1.Duet)\n", shown_host.c_str(), options.grpc_port);
+  if (options.restart_workers) {
+    std::printf("  A worker that exits or stops answering is restarted (--restart-workers).\n");
+  }
   std::printf("  Ctrl-C stops all %zu processes.\n", children.size());
   std::fflush(stdout);
 
   int exit_code = 0;
-  while (g_stop_signal == 0) {
-    bool child_ended = false;
-    for (auto& child : children) {
-      if (std::optional<int> status = child->Poll()) {
-        std::fprintf(stderr, "duet serve: %s %s; stopping the others\n", child->name().c_str(),
-                     DescribeExit(*status).c_str());
-        child_ended = true;
-        exit_code = 1;
-        break;
+  if (options.restart_workers) {
+    exit_code = SuperviseRestartingWorkers(options, *worker_ports, worker_port_files, make_worker, children);
+  } else {
+    while (g_stop_signal == 0) {
+      bool child_ended = false;
+      for (auto& child : children) {
+        if (std::optional<int> status = child->Poll()) {
+          std::fprintf(stderr, "duet serve: %s %s; stopping the others\n", child->name().c_str(),
+                       DescribeExit(*status).c_str());
+          child_ended = true;
+          exit_code = 1;
+          break;
+        }
       }
+      if (child_ended) break;
+      absl::SleepFor(absl::Milliseconds(100));
     }
-    if (child_ended) break;
-    absl::SleepFor(absl::Milliseconds(100));
   }
   if (g_stop_signal != 0) std::printf("duet serve: stopping\n");
   StopAll(children);

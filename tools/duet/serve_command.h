@@ -4,8 +4,16 @@
 // - Ctrl-C / SIGTERM: the router is asked to stop first (it drains its
 //   requests), then the workers; exit 0.
 // - A child that exits on its own is reported (which one, its exit status,
-//   its log) and the rest are stopped; exit 1. Nothing is restarted here:
-//   under docker-compose or systemd the supervisor restarts the whole set.
+//   its log) and the rest are stopped; exit 1. Under docker-compose or
+//   systemd their supervisor then restarts the whole set.
+// - With restart_workers (--restart-workers), a worker that exits, or whose
+//   grpc.health.v1 check fails for worker_health_timeout (a stopped or hung
+//   process, which is killed first), is started again on the same port; the
+//   router, which reports 503 meanwhile and ends the requests in flight
+//   with an error, re-forms the group when the worker is back, and serving
+//   resumes without restarting the router. A worker restarted more than
+//   kMaxRestartsPerWindow times within kRestartWindow stops them all; exit 1.
+//   The router ending still stops everything.
 #ifndef DUET_TOOLS_DUET_SERVE_COMMAND_H_
 #define DUET_TOOLS_DUET_SERVE_COMMAND_H_
 
@@ -39,7 +47,14 @@ struct ServeOptions {
   // Where duet-worker and duet-router are; empty: found next to `duet`.
   std::string binary_dir;
   absl::Duration startup_timeout = absl::Minutes(30);
+  bool restart_workers = false;
+  absl::Duration worker_health_timeout = absl::Seconds(30);
+  // The router's --worker-step-timeout; zero: the router's default.
+  absl::Duration worker_step_timeout = absl::ZeroDuration();
 };
+
+inline constexpr int kMaxRestartsPerWindow = 5;
+inline constexpr absl::Duration kRestartWindow = absl::Minutes(10);
 
 // Runs until stopped; returns the process exit code. `argv0` locates the
 // sibling binaries and the default model.
