@@ -317,7 +317,11 @@ int main(int argc, char** argv) {
       EngineOptionsFromFlags(), model_info, assets->tokenizer.get(), *std::move(group));
   if (!engine.ok()) return Fail("cannot start the engine", engine.status());
 
-  duet::api::DuetService service(engine->get(), &*assets, *api_keys);
+  duet::api::DuetServiceOptions service_options;
+  service_options.api_keys = *api_keys;
+  service_options.metrics = &metrics;
+  service_options.log_requests = !absl::GetFlag(FLAGS_disable_log_requests);
+  duet::api::DuetService service(engine->get(), &*assets, service_options);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -13,7 +13,11 @@
 // "authorization" metadata must be "Bearer KEY" (else UNAUTHENTICATED); a
 // Generate counts against the key's limits (RESOURCE_EXHAUSTED past them,
 // the key's name in the log only) and gets its tenant's prefix-cache salt.
-// The health service is not behind the keys.
+// The health service is not behind the keys. With metrics, a key's admitted
+// and refused Generate calls and their tokens are counted under its name
+// (the same /metrics counters as HTTP); each finished Generate is logged in
+// one line (id, key name, status, token counts, finish reasons, seconds),
+// never with its text, unless log_requests is off.
 //
 // Thread-safety: the synchronous gRPC server calls the handlers from many
 // threads at once; the service's only mutable state is in the keys. It borrows the engine
@@ -26,18 +30,26 @@
 #include "absl/time/time.h"
 #include "duet/v1/duet.grpc.pb.h"
 #include "router/api/api_keys.h"
+#include "router/api/metrics.h"
 #include "router/api/model_assets.h"
 #include "router/engine/engine.h"
 
 namespace duet::api {
 
+struct DuetServiceOptions {
+  // Null: no key needed.
+  std::shared_ptr<ApiKeys> api_keys;
+  // Null: nothing counted. Borrowed; must outlive the service.
+  Metrics* metrics = nullptr;
+  bool log_requests = true;
+  // How long a Generate handler waits for an event before it looks for a
+  // cancellation again.
+  absl::Duration poll_interval = absl::Milliseconds(20);
+};
+
 class DuetService final : public v1::Duet::Service {
  public:
-  // `poll_interval`: how long a Generate handler waits for an event before
-  // it looks for a cancellation again.
-  // `api_keys` may be null: no key needed.
-  DuetService(engine::Engine* engine, const ModelAssets* assets, std::shared_ptr<ApiKeys> api_keys = nullptr,
-              absl::Duration poll_interval = absl::Milliseconds(20));
+  DuetService(engine::Engine* engine, const ModelAssets* assets, DuetServiceOptions options = {});
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
@@ -55,8 +67,7 @@ class DuetService final : public v1::Duet::Service {
 
   engine::Engine* const engine_;
   const ModelAssets* const assets_;
-  const std::shared_ptr<ApiKeys> api_keys_;
-  const absl::Duration poll_interval_;
+  const DuetServiceOptions options_;
 };
 
 }  // namespace duet::api

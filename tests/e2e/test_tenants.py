@@ -57,6 +57,14 @@ def metrics(server):
         return response.read().decode()
 
 
+def metric(text, name, labels):
+    """The value of the sample `name{labels}` in a /metrics text, 0 if absent."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_a_key_from_the_file_is_required(server):
     with pytest.raises(openai.AuthenticationError):
         client(server, "alice", key="sk-not-in-the-file").models.list()
@@ -85,6 +93,7 @@ def test_a_key_over_its_rate_gets_429_and_its_name_stays_in_the_log(server):
 
 def test_grpc_needs_a_key_and_counts_its_limits(server):
     pb, pb_grpc = duet_v1_stubs(server["stubs_dir"])
+    before = metrics(server)
     with grpc.insecure_channel(f"127.0.0.1:{server['grpc_port']}") as channel:
         stub = pb_grpc.DuetStub(channel)
         with pytest.raises(grpc.RpcError) as error:
@@ -105,6 +114,25 @@ def test_grpc_needs_a_key_and_counts_its_limits(server):
         assert "carol" not in error.value.details()
         responses = list(stub.Generate(request, timeout=30, metadata=[("authorization", f"Bearer {KEYS['bob']}")]))
         assert responses
+        secret = pb.GenerateRequest(text="xylophone marmalade", max_tokens=3, request_id="grpc-e2e-1",
+                                    ignore_eos=True)
+        generated = list(stub.Generate(secret, timeout=30, metadata=[("authorization", f"Bearer {KEYS['bob']}")]))
+        assert sum(len(r.token_ids) for r in generated) == 3
+    # gRPC counts under the same per-key counters as HTTP.
+    after = metrics(server)
+    grew = {name: metric(after, name, labels) - metric(before, name, labels) for name, labels in [
+        ("duet:api_key_requests_total", 'key="bob"'),
+        ("duet:api_key_refused_requests_total", 'key="carol",limit="rate"'),
+        ("duet:api_key_generation_tokens_total", 'key="bob"'),
+        ("duet:api_key_prompt_tokens_total", 'key="bob"')]}
+    assert grew["duet:api_key_requests_total"] == 2, grew
+    assert grew["duet:api_key_refused_requests_total"] == 1, grew
+    assert grew["duet:api_key_generation_tokens_total"] == 4, grew  # 1 + 3
+    assert grew["duet:api_key_prompt_tokens_total"] > 0, grew
+    log = server["log"].read_text()
+    line = next(line for line in log.splitlines() if "request grpc-e2e-1 grpc" in line)
+    assert " key=bob status=OK " in line and " completion_tokens=3 " in line and "finish=length" in line, line
+    assert "xylophone" not in log
 
 
 def test_the_log_has_no_prompt_text_and_no_keys(server):
