@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
-#include <deque>
 #include <functional>
 #include <filesystem>
 #include <fstream>
@@ -170,28 +169,30 @@ int SuperviseRestartingWorkers(const ServeOptions& options, const std::vector<in
                                std::vector<std::unique_ptr<Child>>& children) {
   const int num_workers = static_cast<int>(worker_ports.size());
   Child& router = *children.back();
-  // Per worker: when its health check last passed (or it was started), and
-  // when it was restarted within the window.
+  // Per worker: when it was started, when its health check last passed (or
+  // it was started), its restarts, and how many of its failures in a row
+  // came within kStableUptime of its start.
+  std::vector<absl::Time> started(num_workers, absl::Now());
   std::vector<absl::Time> last_healthy(num_workers, absl::Now());
-  std::vector<std::deque<absl::Time>> restarts(num_workers);
+  std::vector<int> num_restarts(num_workers, 0);
+  std::vector<int> quick_failures(num_workers, 0);
   absl::Time next_probe = absl::Now();
   constexpr absl::Duration kProbeInterval = absl::Seconds(1);
   constexpr absl::Duration kProbeTimeout = absl::Seconds(2);
 
   auto restart = [&](int rank, const std::string& why) {
     const absl::Time now = absl::Now();
-    std::deque<absl::Time>& times = restarts[rank];
-    while (!times.empty() && now - times.front() > kRestartWindow) times.pop_front();
-    if (static_cast<int>(times.size()) >= kMaxRestartsPerWindow) {
-      std::fprintf(stderr, "duet serve: duet-worker rank %d %s, and it was restarted %d times within %s; "
-                           "stopping the others\n", rank, why.c_str(), kMaxRestartsPerWindow,
-                   absl::FormatDuration(kRestartWindow).c_str());
+    quick_failures[rank] = now - started[rank] < kStableUptime ? quick_failures[rank] + 1 : 0;
+    if (quick_failures[rank] >= kMaxQuickFailures) {
+      std::fprintf(stderr, "duet serve: duet-worker rank %d %s, the %dth time in a row within %s of its start; "
+                           "stopping the others\n", rank, why.c_str(), quick_failures[rank],
+                   absl::FormatDuration(kStableUptime).c_str());
       return false;
     }
-    times.push_back(now);
-    std::fprintf(stderr, "duet serve: duet-worker rank %d %s; restarting it on port %d (restart %zu); the "
+    ++num_restarts[rank];
+    std::fprintf(stderr, "duet serve: duet-worker rank %d %s; restarting it on port %d (restart %d); the "
                          "router answers 503 until the group is formed again\n",
-                 rank, why.c_str(), worker_ports[rank], times.size());
+                 rank, why.c_str(), worker_ports[rank], num_restarts[rank]);
     children[rank]->Kill();
     std::error_code error;
     fs::remove(worker_port_files[rank], error);
@@ -200,6 +201,7 @@ int SuperviseRestartingWorkers(const ServeOptions& options, const std::vector<in
       std::fprintf(stderr, "duet serve: cannot start duet-worker rank %d again; stopping the others\n", rank);
       return false;
     }
+    started[rank] = now;
     last_healthy[rank] = now;
     return true;
   };

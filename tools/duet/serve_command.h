@@ -11,8 +11,9 @@
 //   process, which is killed first), is started again on the same port; the
 //   router, which reports 503 meanwhile and ends the requests in flight
 //   with an error, re-forms the group when the worker is back, and serving
-//   resumes without restarting the router. A worker restarted more than
-//   kMaxRestartsPerWindow times within kRestartWindow stops them all; exit 1.
+//   resumes without restarting the router. A worker that fails again within
+//   kStableUptime of its start, kMaxQuickFailures times in a row, is in a
+//   crash loop: that stops them all; exit 1.
 //   The router ending still stops everything.
 #ifndef DUET_TOOLS_DUET_SERVE_COMMAND_H_
 #define DUET_TOOLS_DUET_SERVE_COMMAND_H_
@@ -53,8 +54,8 @@ struct ServeOptions {
   absl::Duration worker_step_timeout = absl::ZeroDuration();
 };
 
-inline constexpr int kMaxRestartsPerWindow = 5;
-inline constexpr absl::Duration kRestartWindow = absl::Minutes(10);
+inline constexpr int kMaxQuickFailures = 5;
+inline constexpr absl::Duration kStableUptime = absl::Minutes(1);
 
 // Runs until stopped; returns the process exit code. `argv0` locates the
 // sibling binaries and the default model.
