@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -91,8 +92,21 @@ int Connect(int port) {
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  return fd;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) return fd;
+  // A signal (libFuzzer's timer) can interrupt a connect that waits for a
+  // slow accept; the connection then completes on its own.
+  if (errno == EINTR) {
+    pollfd poll_fd{fd, POLLOUT, 0};
+    int error = 0;
+    socklen_t length = sizeof(error);
+    if (::poll(&poll_fd, 1, static_cast<int>(absl::ToInt64Milliseconds(kDeadline))) == 1 &&
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0) {
+      return fd;
+    }
+    errno = error;
+  }
+  std::fprintf(stderr, "connect to the server failed: %s\n", std::strerror(errno));
+  std::abort();
 }
 
 // Sends `input` (the server may stop reading: errors end the sending), then
