@@ -141,6 +141,7 @@ def restarting(tmp_path):
     server = serve(tmp_path, "--restart-workers", "--worker-health-timeout", "3", "--worker-step-timeout", "20")
     yield server
     server.stop()
+    print(server.log_path.read_text()[-6000:])  # shown when the test failed
 
 
 @pytest.mark.parametrize("fault,rank", [(signal.SIGKILL, 1), (signal.SIGSTOP, 0)], ids=["sigkill", "sigstop"])
