@@ -50,9 +50,9 @@ class DuetServe:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def worker_pid(self, rank: int) -> int:
-        """The pid of this server's duet-worker of `rank` (the child given
-        --port-file=.../worker<rank>.port)."""
+    def children(self):
+        """{pid: argv} of this server's child processes."""
+        found = {}
         for entry in pathlib.Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -61,8 +61,20 @@ class DuetServe:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except (OSError, IndexError, ValueError):
                 continue
-            if parent == self.process.pid and any(arg.endswith(f"worker{rank}.port".encode()) for arg in argv):
-                return int(entry.name)
+            if parent == self.process.pid:
+                found[int(entry.name)] = argv
+        return found
+
+    def pids_of(self, binary: str):
+        """PIDs of the children running `binary` (duet-worker, duet-router)."""
+        return [pid for pid, argv in self.children().items() if argv[0].endswith(binary.encode())]
+
+    def worker_pid(self, rank: int) -> int:
+        """The pid of this server's duet-worker of `rank` (the child given
+        --port-file=.../worker<rank>.port)."""
+        for pid, argv in self.children().items():
+            if any(arg.endswith(f"worker{rank}.port".encode()) for arg in argv):
+                return pid
         raise LookupError(f"duet serve has no duet-worker rank {rank}")
 
     def stop(self):
@@ -74,6 +86,16 @@ class DuetServe:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def wait_until(predicate, timeout, what):
+    """Polls `predicate` until it holds; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"not {what} within {timeout} s")
 
 
 def duet_v1_stubs(out_dir: pathlib.Path):

@@ -12,7 +12,6 @@ import os
 import pathlib
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -20,7 +19,7 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0]))
-from conftest import build_dir  # noqa: E402
+from conftest import DuetServe, build_dir  # noqa: E402
 
 openai = pytest.importorskip("openai")
 tokenizers = pytest.importorskip("tokenizers")
@@ -33,58 +32,21 @@ SERVED_NAME = "duet-tiny"
 START_TIMEOUT = 120
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(DuetServe):
+    """`duet serve` with duet-tiny-qwen3 and the test's API key."""
 
-
-class Server:
     def __init__(self, tmp, extra_args=()):
-        self.port = free_port()
-        self.grpc_port = free_port()
-        self.log_path = tmp / "serve.log"
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [str(DUET), "serve", "--model", str(MODEL_DIR), "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port), "--api-key", API_KEY,
-             "--served-model-name", SERVED_NAME, "--kv-cache-gib", "0.25", "--threads", "1",
-             *extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if b"ready" in self.log_path.read_bytes():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"duet serve did not start:\n{self.log_path.read_text()}")
+        super().__init__(tmp, "--model", MODEL_DIR, "--api-key", API_KEY, "--served-model-name", SERVED_NAME,
+                         "--kv-cache-gib", "0.25", "--threads", "1", *extra_args, start_timeout=START_TIMEOUT)
 
     @property
     def base_url(self):
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
 
 def require_built():
     if not (MODEL_DIR / "config.json").exists() or not DUET.exists():
         pytest.skip("duet and duet-tiny-qwen3 are not built")
-
-
-def children_of(server, binary):
-    """PIDs of the launcher's children running `binary` (duet-worker, duet-router)."""
-    out = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()
-            if pathlib.Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(binary.encode())]
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +324,7 @@ def test_sixty_four_concurrent_streaming_clients(server, hf_tokenizer):
 
 
 def test_sigint_stops_every_process(server):
-    pids = children_of(server, "duet-worker") + children_of(server, "duet-router")
+    pids = server.pids_of("duet-worker") + server.pids_of("duet-router")
     assert len(pids) == 3, pids  # two workers and the router
     server.stop()
     assert server.process.returncode == 0, server.log_path.read_text()
@@ -375,7 +337,7 @@ def test_a_dying_worker_stops_the_launcher_with_an_error(tmp_path):
     require_built()
     server = Server(tmp_path)
     try:
-        os.kill(children_of(server, "duet-worker")[0], signal.SIGKILL)
+        os.kill(server.pids_of("duet-worker")[0], signal.SIGKILL)
         assert server.process.wait(timeout=60) == 1
         log = server.log_path.read_text()
         assert "duet-worker rank" in log and "killed by signal 9" in log, log
@@ -390,7 +352,7 @@ def test_sigterm_drains_the_router(tmp_path):
     require_built()
     server = Server(tmp_path)
     try:
-        [router] = children_of(server, "duet-router")
+        [router] = server.pids_of("duet-router")
         client = openai.OpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0, timeout=60)
         results = {}
         first_chunk = threading.Event()

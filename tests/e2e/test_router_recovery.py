@@ -4,8 +4,6 @@ answers 503, and forms the group again once a worker is back on the same
 address (compose's `restart: on-failure`); `duet healthcheck` follows along.
 """
 import json
-import os
-import pathlib
 import signal
 import subprocess
 import time
@@ -14,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import build_dir
+from conftest import build_dir, wait_until
 
 MODEL_DIR = build_dir() / "models" / "duet-tiny-qwen3"
 DUET = build_dir() / "tools" / "duet" / "duet"
@@ -73,15 +71,6 @@ def post_completion(port):
 def healthcheck(*args):
     return subprocess.run([str(DUET), "healthcheck", "--timeout=2", *args],
                           capture_output=True, text=True, timeout=30)
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {timeout} s")
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 
-from conftest import DuetServe, build_dir
+from conftest import DuetServe, build_dir, wait_until
 
 MODEL_DIR = build_dir() / "models" / "duet-tiny-qwen3"
 PROMPT = "red green blue"
@@ -114,26 +113,9 @@ class HealthWatch:
         return self.seen
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"not {what} within {timeout} s")
-
-
 def router_pid(server):
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv0 = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")[0]
-                parent = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent == server.process.pid and argv0.endswith(b"duet-router"):
-                return int(entry)
-    raise LookupError("no duet-router")
+    [pid] = server.pids_of("duet-router")
+    return pid
 
 
 @pytest.fixture
