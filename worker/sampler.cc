@@ -71,13 +71,35 @@ float RawValue(const float* row, const std::vector<RawLogit>& saved, int32_t id)
   return row[id];
 }
 
-// The argmax of the raw logits (lowest id on ties) of a row that steps 2-5
-// left all -inf: every id they did not touch is still raw, hence -inf, so
-// only a saved id can beat id 0.
-int32_t RawArgmaxOfDeadRow(const std::vector<RawLogit>& saved) {
+bool MaskAllows(std::string_view mask, int64_t id) {
+  return mask.empty() ||
+         (id / 8 < static_cast<int64_t>(mask.size()) && ((static_cast<uint8_t>(mask[id / 8]) >> (id % 8)) & 1));
+}
+
+// Step 1b: -inf for every id the mask leaves out.
+void ApplyMask(float* row, int64_t vocab, std::string_view mask) {
+  const int64_t covered = std::min<int64_t>(vocab, static_cast<int64_t>(mask.size()) * 8);
+  for (int64_t byte = 0; byte * 8 < covered; ++byte) {
+    const uint8_t bits = static_cast<uint8_t>(mask[byte]);
+    if (bits == 0xFF) continue;
+    const int64_t last = std::min<int64_t>(covered, byte * 8 + 8);
+    for (int64_t id = byte * 8; id < last; ++id) {
+      if (!((bits >> (id - byte * 8)) & 1)) row[id] = kNegInf;
+    }
+  }
+  std::fill(row + covered, row + vocab, kNegInf);
+}
+
+// The argmax of the raw logits (lowest id on ties) among the ids the mask
+// allows, of a row that steps 2-5 left all -inf: every allowed id they did
+// not touch is still raw, hence -inf, so only a saved id can beat the first
+// allowed one.
+int32_t RawArgmaxOfDeadRow(const std::vector<RawLogit>& saved, std::string_view mask, int64_t vocab) {
   int32_t best_id = 0;
+  while (best_id + 1 < vocab && !MaskAllows(mask, best_id)) ++best_id;
   float best = kNegInf;
   for (const RawLogit& raw : saved) {
+    if (!MaskAllows(mask, raw.id)) continue;
     if (raw.value > best || (raw.value == best && raw.id < best_id)) {
       best = raw.value;
       best_id = raw.id;
@@ -204,6 +226,8 @@ std::vector<SampledToken> SampleTokens(kernels::Backend& backend, float* logits,
       }
     }
 
+    if (!rows[r].allowed_token_mask.empty()) ApplyMask(row, vocab, rows[r].allowed_token_mask);
+
     if (sampling.HasLogitProcessing()) {
       const bool ban_active =
           history.num_output_tokens() < static_cast<int64_t>(sampling.min_tokens);
@@ -214,7 +238,7 @@ std::vector<SampledToken> SampleTokens(kernels::Backend& backend, float* logits,
     // Sampling needs a finite maximum. The scan stops at the first live
     // logit, normally the first one, so ordinary rows pay nothing for it.
     if (std::all_of(row, row + vocab, [](float x) { return x == kNegInf; })) {
-      fallback[r] = RawArgmaxOfDeadRow(saved[r]);
+      fallback[r] = RawArgmaxOfDeadRow(saved[r], rows[r].allowed_token_mask, vocab);
       LOG(WARNING) << "every logit of a row is -inf after logit processing (the min_tokens "
                       "ban covers the whole vocabulary?); taking the argmax of the raw "
                       "logits, token "

@@ -6,6 +6,7 @@
 // Order, per row (as vLLM applies them):
 //   1. logprobs, when asked: log-softmax of the raw logits (before any of the
 //      steps below), for the sampled token and the top_logprobs best;
+//   1b. ids outside the row's allowed-token mask (structured output) get -inf;
 //   2. logit_bias[id] is added;
 //   3. while num_output_tokens < min_tokens, banned ids get -inf;
 //   4. repetition_penalty (≠ 1) on every id in the prompt or the output:
@@ -13,7 +14,7 @@
 //   5. presence / frequency on output ids: logit -= presence + frequency·count;
 //   6. kernels::Backend::Sample with (seed, offset = num_output_tokens).
 // A row left with every logit -inf (all banned) takes the argmax of its raw
-// logits, with a warning. Logits are host memory (a CUDA worker copies the
+// logits among the ids its mask allows, with a warning. Logits are host memory (a CUDA worker copies the
 // gathered logits to the host first); history ids must be < vocab.
 #ifndef DUET_WORKER_SAMPLER_H_
 #define DUET_WORKER_SAMPLER_H_
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -87,6 +89,9 @@ struct SampledToken {
 struct SampleRow {
   const SequenceSampling* sampling;
   const TokenHistory* history;
+  // Bitmask of the ids the row may take (bit i % 8 of byte i / 8; ids past
+  // its end excluded), or empty for any id. Borrowed.
+  std::string_view allowed_token_mask = {};
 };
 
 // Samples every row. logits: [rows.size(), vocab], modified in place (steps

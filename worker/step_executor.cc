@@ -100,6 +100,17 @@ absl::Status StepExecutor::Validate(const v1::StepRequest& request) const {
                               num_blocks));
       }
     }
+    if (!step.allowed_token_mask().empty()) {
+      const std::string& mask = step.allowed_token_mask();
+      if (!step.sample()) return Invalid(StrCat("sequence ", id, ": an allowed-token mask without sample"));
+      if (static_cast<int64_t>(mask.size()) > (vocab_size + 7) / 8) {
+        return Invalid(StrCat("sequence ", id, ": an allowed-token mask of ", mask.size(),
+                              " bytes for a vocabulary of ", vocab_size));
+      }
+      if (std::all_of(mask.begin(), mask.end(), [](char c) { return c == 0; })) {
+        return Invalid(StrCat("sequence ", id, ": an allowed-token mask that allows nothing"));
+      }
+    }
     const int64_t end = int64_t{step.start_position()} + step.token_ids_size();
     if (end > max_model_len_) {
       return Invalid(StrCat("sequence ", id, ": position ", end - 1, " is past max_model_len ",
@@ -149,6 +160,7 @@ absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& requ
   // One forward batch over every scheduled sequence, in request order.
   ForwardBatch batch;
   std::vector<Sequence*> sampled;  // the sequences of batch.logit_rows, in order
+  std::vector<std::string_view> masks;  // their allowed-token masks (empty: any token)
   batch.query_start.push_back(0);
   for (const v1::ScheduledSequence& step : request.scheduled()) {
     Sequence& sequence = sequences_.at(step.seq_id());
@@ -177,6 +189,7 @@ absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& requ
     if (step.sample()) {
       batch.logit_rows.push_back(static_cast<int32_t>(batch.token_ids.size() - 1));
       sampled.push_back(&sequence);
+      masks.push_back(step.allowed_token_mask());
     }
   }
   batch.block_tables.assign(batch.num_seqs() * batch.max_blocks_per_seq, 0);
@@ -195,8 +208,9 @@ absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& requ
     DUET_RETURN_IF_ERROR(model_.Forward(backend_, comm_, batch, cache_, logits.data()));
     if (comm_.rank() == 0 && !sampled.empty()) {
       std::vector<SampleRow> rows;
-      for (const Sequence* sequence : sampled) {
-        rows.push_back(SampleRow{.sampling = &sequence->sampling, .history = &sequence->history});
+      for (size_t i = 0; i < sampled.size(); ++i) {
+        rows.push_back(SampleRow{
+            .sampling = &sampled[i]->sampling, .history = &sampled[i]->history, .allowed_token_mask = masks[i]});
       }
       const std::vector<SampledToken> tokens = SampleTokens(backend_, logits.data(), vocab_size, rows);
       int64_t row = 0;

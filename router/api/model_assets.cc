@@ -113,15 +113,7 @@ absl::StatusOr<ModelAssets> LoadGgufTokenizer(ModelAssets assets) {
   return assets;
 }
 
-}  // namespace
-
-absl::StatusOr<std::optional<std::string>> ChatTemplateSource(std::string_view tokenizer_config_json,
-                                                              std::string_view source) {
-  DUET_ASSIGN_OR_RETURN(const nlohmann::json config, ParseTokenizerConfig(tokenizer_config_json, source));
-  return TemplateFromConfig(config, source);
-}
-
-absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const std::string& tokenizer_dir) {
+absl::StatusOr<ModelAssets> LoadAssetFiles(const std::string& model_dir, const std::string& tokenizer_dir) {
   ModelAssets assets;
   assets.model_dir = model_dir;
   assets.tokenizer_dir = tokenizer_dir.empty() ? model_dir : tokenizer_dir;
@@ -153,6 +145,20 @@ absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const 
   if (template_source.has_value()) {
     DUET_ASSIGN_OR_RETURN(assets.chat_template, ParseTemplate(*template_source, assets.tokenizer_dir));
   }
+  return assets;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> ChatTemplateSource(std::string_view tokenizer_config_json,
+                                                              std::string_view source) {
+  DUET_ASSIGN_OR_RETURN(const nlohmann::json config, ParseTokenizerConfig(tokenizer_config_json, source));
+  return TemplateFromConfig(config, source);
+}
+
+absl::StatusOr<ModelAssets> LoadModelAssets(const std::string& model_dir, const std::string& tokenizer_dir) {
+  DUET_ASSIGN_OR_RETURN(ModelAssets assets, LoadAssetFiles(model_dir, tokenizer_dir));
+  assets.grammars = std::make_shared<grammar::GrammarCache>(assets.tokenizer.get());
   return assets;
 }
 

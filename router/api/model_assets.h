@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
 #include "router/chat_template/chat_template.h"
+#include "router/grammar/grammar_cache.h"
 #include "router/tokenizer/tokenizer.h"
 
 namespace duet::api {
@@ -34,6 +35,9 @@ struct ModelAssets {
   // {"content": ...} object); empty when absent or null.
   std::string bos_token;
   std::string eos_token;
+  // Structured-output grammars compiled against this tokenizer (shared by
+  // the front ends; null when the assets were not made by LoadModelAssets).
+  std::shared_ptr<grammar::GrammarCache> grammars;
 };
 
 // The chat template of a tokenizer_config.json text: "chat_template" as one

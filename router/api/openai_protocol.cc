@@ -170,15 +170,110 @@ std::optional<OpenAiError> ReadLogitBias(const Json& body, int32_t vocab_size, s
   return std::nullopt;
 }
 
-std::optional<OpenAiError> ReadResponseFormat(const Json& body) {
-  const Json* value = Get(body, "response_format");
-  if (value == nullptr) return std::nullopt;
-  if (!value->is_object()) return MustBe("response_format", "an object");
-  const Json* type = Get(*value, "type");
-  if (type == nullptr || !type->is_string()) return MustBe("response_format", "an object with a string 'type'");
-  if (type->get<std::string>() != "text") {
-    return InvalidRequestError("response_format other than {\"type\": \"text\"} is not supported yet",
-                               "response_format");
+// A JSON Schema given as an object, or as the JSON text of one.
+std::optional<OpenAiError> ReadSchema(const Json& value, const std::string& param, Json* schema) {
+  if (value.is_object() || value.is_boolean()) {
+    *schema = value;
+    return std::nullopt;
+  }
+  if (value.is_string()) {
+    const std::string& text = value.get_ref<const std::string&>();
+    Json parsed = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded() && (parsed.is_object() || parsed.is_boolean())) {
+      *schema = std::move(parsed);
+      return std::nullopt;
+    }
+  }
+  return MustBe(param, "a JSON Schema (an object, or its JSON text)");
+}
+
+std::optional<OpenAiError> ReadChoices(const Json& value, const std::string& param,
+                                       std::vector<std::string>* choices) {
+  if (!value.is_array() || value.empty()) return MustBe(param, "a non-empty array of strings");
+  for (const Json& choice : value) {
+    if (!choice.is_string()) return MustBe(param, "a non-empty array of strings");
+    choices->push_back(choice.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+// response_format (OpenAI) and vLLM's guided_json / guided_regex /
+// guided_choice and structured_outputs: at most one constraint.
+std::optional<OpenAiError> ReadStructuredOutput(const Json& body, GenerationSettings* settings) {
+  std::vector<std::pair<std::string, grammar::GrammarSpec>> found;
+  auto add = [&](std::string param, grammar::GrammarSpec spec) { found.emplace_back(std::move(param), std::move(spec)); };
+  if (const Json* format = Get(body, "response_format")) {
+    if (!format->is_object()) return MustBe("response_format", "an object");
+    const Json* type = Get(*format, "type");
+    if (type == nullptr || !type->is_string()) return MustBe("response_format", "an object with a string 'type'");
+    const std::string& name = type->get_ref<const std::string&>();
+    if (name == "json_object") {
+      add("response_format", {});
+    } else if (name == "json_schema") {
+      const Json* wrapper = Get(*format, "json_schema");
+      if (wrapper == nullptr || !wrapper->is_object()) {
+        return MustBe("response_format.json_schema", "an object with a 'schema'");
+      }
+      const Json* schema = Get(*wrapper, "schema");
+      if (schema == nullptr) return InvalidRequestError("response_format.json_schema.schema is required",
+                                                        "response_format.json_schema.schema");
+      grammar::GrammarSpec spec;
+      spec.kind = grammar::GrammarSpec::Kind::kJsonSchema;
+      DUET_RETURN_IF_OPENAI_ERROR(ReadSchema(*schema, "response_format.json_schema.schema", &spec.schema));
+      add("response_format", std::move(spec));
+    } else if (name != "text") {
+      return MustBe("response_format.type", "one of 'text', 'json_object' and 'json_schema'");
+    }
+  }
+  auto read_vllm = [&](const Json& source, const std::string& prefix, bool nested) -> std::optional<OpenAiError> {
+    const std::string json_key = nested ? "json" : "guided_json";
+    const std::string regex_key = nested ? "regex" : "guided_regex";
+    const std::string choice_key = nested ? "choice" : "guided_choice";
+    const std::string grammar_key = nested ? "grammar" : "guided_grammar";
+    if (const Json* value = Get(source, json_key); value != nullptr && !value->is_null()) {
+      grammar::GrammarSpec spec;
+      spec.kind = grammar::GrammarSpec::Kind::kJsonSchema;
+      DUET_RETURN_IF_OPENAI_ERROR(ReadSchema(*value, prefix + json_key, &spec.schema));
+      add(prefix + json_key, std::move(spec));
+    }
+    if (const Json* value = Get(source, regex_key); value != nullptr && !value->is_null()) {
+      if (!value->is_string()) return MustBe(prefix + regex_key, "a string");
+      grammar::GrammarSpec spec;
+      spec.kind = grammar::GrammarSpec::Kind::kRegex;
+      spec.regex = value->get<std::string>();
+      add(prefix + regex_key, std::move(spec));
+    }
+    if (const Json* value = Get(source, choice_key); value != nullptr && !value->is_null()) {
+      grammar::GrammarSpec spec;
+      spec.kind = grammar::GrammarSpec::Kind::kChoice;
+      DUET_RETURN_IF_OPENAI_ERROR(ReadChoices(*value, prefix + choice_key, &spec.choices));
+      add(prefix + choice_key, std::move(spec));
+    }
+    if (const Json* value = Get(source, grammar_key); value != nullptr && !value->is_null()) {
+      return InvalidRequestError(prefix + grammar_key + " (EBNF grammars) is not supported; use a JSON Schema, "
+                                 "a regex or a list of choices", prefix + grammar_key);
+    }
+    if (nested) {
+      if (const Json* value = Get(source, "json_object"); value != nullptr && !value->is_null()) {
+        if (!value->is_boolean()) return MustBe(prefix + "json_object", "a boolean");
+        if (value->get<bool>()) add(prefix + "json_object", {});
+      }
+    }
+    return std::nullopt;
+  };
+  DUET_RETURN_IF_OPENAI_ERROR(read_vllm(body, "", /*nested=*/false));
+  if (const Json* nested = Get(body, "structured_outputs"); nested != nullptr && !nested->is_null()) {
+    if (!nested->is_object()) return MustBe("structured_outputs", "an object");
+    DUET_RETURN_IF_OPENAI_ERROR(read_vllm(*nested, "structured_outputs.", /*nested=*/true));
+  }
+  if (found.size() > 1) {
+    return InvalidRequestError(StrCat("only one output constraint may be given; got ", found[0].first, " and ",
+                                      found[1].first),
+                               found[1].first);
+  }
+  if (found.size() == 1) {
+    settings->structured_param = std::move(found[0].first);
+    settings->structured = std::move(found[0].second);
   }
   return std::nullopt;
 }
@@ -223,7 +318,7 @@ std::optional<OpenAiError> ParseGeneration(const Json& body, const ProtocolLimit
       if (key != "include_usage") settings->unknown_fields.push_back(StrCat("stream_options.", key));
     }
   }
-  DUET_RETURN_IF_OPENAI_ERROR(ReadResponseFormat(body));
+  DUET_RETURN_IF_OPENAI_ERROR(ReadStructuredOutput(body, settings));
 
   engine::GenerateRequest& request = settings->request;
   engine::SamplingOptions& sampling = request.sampling;
@@ -468,7 +563,8 @@ std::optional<OpenAiError> ParseChatCompletionRequest(const Json& body, const Pr
                   "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
                   "stream", "stream_options", "user", "tools", "tool_choice", "response_format", "top_k", "min_p",
                   "repetition_penalty", "min_tokens", "ignore_eos", "skip_special_tokens", "stop_token_ids",
-                  "chat_template_kwargs", "add_generation_prompt", "cache_salt"},
+                  "chat_template_kwargs", "add_generation_prompt", "cache_salt", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                  "structured_outputs"},
                  &out->settings.unknown_fields);
   return std::nullopt;
 }
@@ -493,7 +589,8 @@ std::optional<OpenAiError> ParseCompletionRequest(const Json& body, const Protoc
                  {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty",
                   "frequency_penalty", "logit_bias", "logprobs", "stream", "stream_options", "user", "echo",
                   "suffix", "best_of", "response_format", "top_k", "min_p", "repetition_penalty", "min_tokens",
-                  "ignore_eos", "skip_special_tokens", "stop_token_ids", "cache_salt"},
+                  "ignore_eos", "skip_special_tokens", "stop_token_ids", "cache_salt", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                  "structured_outputs"},
                  &out->settings.unknown_fields);
   return std::nullopt;
 }

@@ -25,6 +25,7 @@
 #include "router/api/chat_prompt.h"
 #include "router/engine/engine_event.h"
 #include "router/engine/request.h"
+#include "router/grammar/grammar_cache.h"
 #include "router/tokenizer/tokenizer.h"
 
 namespace duet::api {
@@ -65,6 +66,11 @@ struct GenerationSettings {
   engine::GenerateRequest request;
   // Top-level fields the request carried that duet does not know.
   std::vector<std::string> unknown_fields;
+  // The output constraint (response_format json_object / json_schema, or
+  // vLLM's guided_* / structured_outputs), compiled by the service; the
+  // field that stated it, for errors.
+  std::optional<grammar::GrammarSpec> structured;
+  std::string structured_param;
 };
 
 struct ChatCompletionRequest {

@@ -406,6 +406,8 @@ OpenAiService::OpenAiService(engine::Engine* engine, const ModelAssets* assets, 
   if (options_.api_keys != nullptr) {
     for (const std::string& name : options_.api_keys->names()) metrics_->AddKey(name);
   }
+  grammars_ = assets_->grammars != nullptr ? assets_->grammars
+                                           : std::make_shared<grammar::GrammarCache>(assets_->tokenizer.get());
 }
 
 std::optional<int32_t> OpenAiService::TokenId(const char* token) const {
@@ -548,7 +550,9 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   config.include_usage = settings.include_usage;
   config.logprobs = settings.logprobs.has_value();
   config.n = settings.request.n;
-  config.reasoning = chat && think_tag_ids_.has_value();
+  // A constrained output is the constraint's text from its first token: no
+  // reasoning section is split off it.
+  config.reasoning = chat && think_tag_ids_.has_value() && !settings.structured.has_value();
   config.eos_token_ids = engine_->model_info().eos_token_ids;
   config.tokenizer = assets_->tokenizer.get();
   config.metrics = metrics_;
@@ -560,6 +564,16 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
     cache_salt = options_.api_keys->CacheSalt(caller.tenant, cache_salt);
   }
 
+  std::shared_ptr<grammar::CompiledGrammar> constraint;
+  if (settings.structured.has_value()) {
+    absl::StatusOr<std::shared_ptr<grammar::CompiledGrammar>> compiled = grammars_->Compile(*settings.structured);
+    if (!compiled.ok()) {
+      return SendError(*responder, InvalidRequestError(std::string(compiled.status().message()),
+                                                       settings.structured_param));
+    }
+    constraint = *std::move(compiled);
+  }
+
   const engine::RequestLimits limits = engine_->request_limits();
   std::vector<engine::ValidatedRequest> validated;
   std::vector<bool> opens_reasoning;
@@ -567,6 +581,7 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   for (size_t i = 0; i < prompts.size(); ++i) {
     engine::GenerateRequest request = settings.request;
     request.cache_salt = cache_salt;
+    request.grammar = constraint;
     request.request_id = prompts.size() == 1 ? config.header.id : StrCat(config.header.id, "-", i);
     request.prompt_token_ids = std::move(prompts[i].token_ids);
     num_prompt_tokens.push_back(static_cast<int32_t>(request.prompt_token_ids.size()));

@@ -124,6 +124,8 @@ class OpenAiService {
   const int64_t created_;  // Unix seconds, reported by /v1/models
   // Both think tags as token ids, when the parser applies to this model.
   std::optional<std::pair<int32_t, int32_t>> think_tag_ids_;
+  // Output constraints, compiled once per distinct constraint.
+  std::shared_ptr<grammar::GrammarCache> grammars_;
 
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> logged_unknown_fields_ ABSL_GUARDED_BY(mu_);

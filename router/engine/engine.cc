@@ -16,6 +16,7 @@
 #include "router/engine/sequence.h"
 #include "router/engine/step_io.h"
 #include "router/engine/text_output.h"
+#include "router/grammar/grammar_matcher.h"
 
 namespace duet::engine {
 namespace {
@@ -49,6 +50,8 @@ struct SampleState {
   Sequence seq;
   bool finished = false;
   TextOutput text;
+  // Structured output: the grammar state of this sample's tokens.
+  std::unique_ptr<grammar::GrammarMatcher> matcher;
 };
 
 struct RequestState {
@@ -246,6 +249,13 @@ class Engine::Impl {
       sample->seq.num_prompt_tokens = request->request.num_prompt_tokens();
       sample->seq.cache_salt = raw.cache_salt;
       sample->text = TextOutput(tokenizer_, raw);
+      if (raw.grammar != nullptr) {
+        // EOS ends a grammar's output even with ignore_eos: once the grammar
+        // is complete nothing else may follow.
+        std::vector<int32_t> stops(model_info_.eos_token_ids.begin(), model_info_.eos_token_ids.end());
+        stops.insert(stops.end(), raw.stop_token_ids.begin(), raw.stop_token_ids.end());
+        sample->matcher = std::make_unique<grammar::GrammarMatcher>(raw.grammar, std::move(stops));
+      }
       request->sample_seeds.push_back(i == 0 ? base_seed : MixSeed(base_seed, i));
       sequences_[sample->seq.seq_id] = sample.get();
       request->samples.push_back(std::move(sample));
@@ -296,6 +306,10 @@ class Engine::Impl {
         sampling.set_seed(sample->request->sample_seeds[sample->index]);
       }
       AddChunk(chunk, sampling, &step);
+      if (chunk.sample && sample->matcher != nullptr) {
+        step.mutable_scheduled()->rbegin()->set_allowed_token_mask(
+            sample->matcher->NextTokenBitmask(model_info_.vocab_size));
+      }
     }
     absl::StatusOr<worker::v1::StepResult> result = client_->Step(step);
     ++num_steps_;
@@ -324,6 +338,21 @@ class Engine::Impl {
       item.sample = sample;
       item.token = ToSampledOutput(sampled, seq, request->request, model_info_.eos_token_ids,
                                    model_info_.max_model_len);
+      if (sample->matcher != nullptr) {
+        if (!sample->matcher->AcceptToken(sampled.token_id())) {
+          // The workers sample inside the mask, so this is a bug, reported
+          // rather than streamed as output that breaks the grammar.
+          LOG(ERROR) << "request " << request->request.request().request_id << ": token " << sampled.token_id()
+                     << " is outside its grammar";
+          seq.token_ids.pop_back();
+          FailRequest(request, absl::InternalError("a sampled token broke the request's grammar"), &items);
+          continue;
+        }
+        if (sample->matcher->terminated()) {
+          item.token.finish_reason = FinishReason::kStop;
+          item.token.stop_token_id = sampled.token_id();
+        }
+      }
       items.push_back(std::move(item));
       if (sample->index == 0 && request->siblings_held) ReleaseSiblings(request);
       if (items.back().token.finish_reason != FinishReason::kNone) FinishSample(sample);
@@ -336,6 +365,16 @@ class Engine::Impl {
       output_mu_.Await(absl::Condition(&caught_up));
     }
     Emit(std::move(items));
+  }
+
+  // Ends every sample of `request` with `error` (queued into `items`).
+  void FailRequest(RequestState* request, const absl::Status& error, std::vector<OutputItem>* items) {
+    std::shared_ptr<RequestState> owner = requests_.at(request->id);
+    for (auto& sample : owner->samples) {
+      if (!sample->finished) FinishSample(sample.get());
+    }
+    items->emplace_back(OutputItem::Kind::kError, owner);
+    items->back().error = error;
   }
 
   void FailAll(const absl::Status& error) {

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "router/grammar/compiled_grammar.h"
 
 namespace duet::engine {
 
@@ -53,6 +55,10 @@ struct GenerateRequest {
   bool skip_special_tokens = true;
   // Requests with different salts never share prefix-cache blocks.
   std::string cache_salt;
+  // Structured output: every sample's tokens are constrained to this grammar
+  // (the front end compiled it against the model's vocabulary); the sample
+  // ends when the grammar is complete and a stop token is taken.
+  std::shared_ptr<grammar::CompiledGrammar> grammar;
 };
 
 // The model and the engine's limits a request is checked against.

@@ -122,11 +122,48 @@ TEST(ChatRequestTest, UnknownModelIs404) {
   EXPECT_FALSE(ChatError(body).has_value());
 }
 
-TEST(ChatRequestTest, ResponseFormatOtherThanTextIsNotSupported) {
-  EXPECT_FALSE(ChatError(Chat({{"response_format", {{"type", "text"}}}})).has_value());
-  const std::optional<OpenAiError> error = ChatError(Chat({{"response_format", {{"type", "json_object"}}}}));
-  ExpectError(error, 400, "response_format");
-  EXPECT_THAT(error->message, HasSubstr("not supported yet"));
+// The output constraint of each spelling: OpenAI's response_format, vLLM's
+// guided_* fields and structured_outputs.
+grammar::GrammarSpec ConstraintOf(const Json& body) {
+  ChatCompletionRequest request;
+  const std::optional<OpenAiError> error = ParseChatCompletionRequest(body, TestLimits(), &request);
+  EXPECT_FALSE(error.has_value()) << error->message;
+  EXPECT_TRUE(request.settings.structured.has_value());
+  return request.settings.structured.value_or(grammar::GrammarSpec());
+}
+
+TEST(ChatRequestTest, OutputConstraints) {
+  using Kind = grammar::GrammarSpec::Kind;
+  ChatCompletionRequest plain;
+  ASSERT_FALSE(ParseChatCompletionRequest(Chat({{"response_format", {{"type", "text"}}}}), TestLimits(), &plain));
+  EXPECT_FALSE(plain.settings.structured.has_value());
+
+  EXPECT_EQ(ConstraintOf(Chat({{"response_format", {{"type", "json_object"}}}})).kind, Kind::kJsonObject);
+  const Json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}};
+  const grammar::GrammarSpec openai = ConstraintOf(
+      Chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", schema}, {"strict", true}}}}}}));
+  EXPECT_EQ(openai.kind, Kind::kJsonSchema);
+  EXPECT_EQ(openai.schema, schema);
+  EXPECT_EQ(ConstraintOf(Chat({{"guided_json", schema.dump()}})).schema, schema);  // JSON text works too
+  EXPECT_EQ(ConstraintOf(Chat({{"guided_regex", "[a-z]+"}})).regex, "[a-z]+");
+  EXPECT_EQ(ConstraintOf(Chat({{"guided_choice", {"yes", "no"}}})).choices, (std::vector<std::string>{"yes", "no"}));
+  EXPECT_EQ(ConstraintOf(Chat({{"structured_outputs", {{"choice", {"a"}}}}})).kind, Kind::kChoice);
+  EXPECT_EQ(ConstraintOf(Chat({{"structured_outputs", {{"json_object", true}}}})).kind, Kind::kJsonObject);
+  EXPECT_EQ(ConstraintOf(Chat({{"structured_outputs", {{"json", schema}}}})).kind, Kind::kJsonSchema);
+
+  ExpectError(ChatError(Chat({{"response_format", {{"type", "xml"}}}})), 400, "response_format.type");
+  ExpectError(ChatError(Chat({{"response_format", {{"type", "json_schema"}}}})), 400, "response_format.json_schema");
+  ExpectError(ChatError(Chat({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}})),
+              400, "response_format.json_schema.schema");
+  ExpectError(ChatError(Chat({{"guided_json", "{not json"}})), 400, "guided_json");
+  ExpectError(ChatError(Chat({{"guided_choice", Json::array()}})), 400, "guided_choice");
+  ExpectError(ChatError(Chat({{"guided_regex", 3}})), 400, "guided_regex");
+  ExpectError(ChatError(Chat({{"guided_grammar", "root ::= \"a\""}})), 400, "guided_grammar");
+  ExpectError(ChatError(Chat({{"structured_outputs", {{"grammar", "x"}}}})), 400, "structured_outputs.grammar");
+  const std::optional<OpenAiError> both =
+      ChatError(Chat({{"response_format", {{"type", "json_object"}}}, {"guided_regex", "a"}}));
+  ExpectError(both, 400, "guided_regex");
+  EXPECT_THAT(both->message, HasSubstr("only one output constraint"));
 }
 
 TEST(ChatRequestTest, DefaultsMapOntoTheEngineRequest) {
