@@ -37,7 +37,15 @@ struct Seq {
   SequenceSampling sampling;
   std::vector<int32_t> prompt;
   std::vector<int32_t> output;
+  std::string allowed_token_mask;  // empty: any token
 };
+
+// A bitmask (bit i % 8 of byte i / 8) of `ids`, `bytes` long.
+std::string MaskOf(const std::vector<int32_t>& ids, size_t bytes) {
+  std::string mask(bytes, '\0');
+  for (int32_t id : ids) mask[id / 8] = static_cast<char>(mask[id / 8] | (1 << (id % 8)));
+  return mask;
+}
 
 bool Contains(const std::vector<int32_t>& ids, int32_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -125,7 +133,9 @@ class SamplerTest : public ::testing::TestWithParam<BackendCase> {
       histories.emplace_back(seq.prompt);
       for (int32_t id : seq.output) histories.back().AddOutputToken(id);
     }
-    for (size_t i = 0; i < seqs.size(); ++i) rows.push_back({&seqs[i].sampling, &histories[i]});
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      rows.push_back({&seqs[i].sampling, &histories[i], seqs[i].allowed_token_mask});
+    }
     return SampleTokens(*backend_, logits->data(), vocab, rows);
   }
 
@@ -486,6 +496,45 @@ TEST_P(SamplerTest, AllBannedRowFallsBackToRawArgmax) {
   Seq plain;
   logits.assign(5, kNegInf);
   EXPECT_EQ(RunOne(&logits, plain).token_id, 0);
+}
+
+TEST_P(SamplerTest, AllowedTokenMaskComesBeforeEveryOtherRule) {
+  // 20 ids, so the mask spans three bytes and ids past its end are cut.
+  std::vector<float> raw(20);
+  for (int32_t i = 0; i < 20; ++i) raw[i] = static_cast<float>(i % 7);
+  Seq seq = Greedy();
+  seq.allowed_token_mask = MaskOf({2, 9, 12}, 2);  // ids 16..19 are past its end
+  seq.sampling.logit_bias = {{19, 50}, {2, 3}};  // a bias cannot bring back a masked id
+  seq.sampling.top_logprobs = 2;
+  std::vector<float> logits = raw;
+  const SampledToken token = RunOne(&logits, seq);
+  EXPECT_EQ(token.token_id, 2);  // 2 + bias 3 = 5 beats 9 % 7 = 2 and 12 % 7 = 5 by the lower id
+  for (int32_t i = 0; i < 20; ++i) {
+    if (i != 2 && i != 9 && i != 12) EXPECT_EQ(logits[i], kNegInf) << i;
+  }
+  // Logprobs stay those of the raw logits, the masked ids included.
+  ASSERT_TRUE(token.logprob.has_value());
+  EXPECT_NEAR(*token.logprob, ReferenceLogSoftmax(raw)[2], 1e-5);
+  EXPECT_EQ(token.top_logprobs[0].first, 6);  // the raw argmax, although masked
+
+  // Sampled at temperature 1, only allowed ids ever come out.
+  Seq hot;
+  hot.allowed_token_mask = MaskOf({0, 7, 15}, 3);
+  for (uint64_t draw = 0; draw < 200; ++draw) {
+    hot.sampling.seed = draw;
+    logits = raw;
+    const int32_t id = RunOne(&logits, hot).token_id;
+    EXPECT_TRUE(id == 0 || id == 7 || id == 15) << id;
+  }
+
+  // The min_tokens ban on the only allowed id: the fallback stays inside the
+  // mask (the grammar wins over min_tokens), taking the best allowed raw logit.
+  Seq banned = Greedy();
+  banned.allowed_token_mask = MaskOf({3, 4}, 3);
+  banned.sampling.min_tokens = 1;
+  banned.sampling.min_tokens_banned_ids = {3, 4};
+  logits = raw;
+  EXPECT_EQ(RunOne(&logits, banned).token_id, 4);
 }
 
 std::vector<BackendCase> Backends() {

@@ -199,6 +199,27 @@ TEST_F(StepExecutorTest, SamplesDoNotDependOnTheBatch) {
   EXPECT_EQ(a_batched, a_alone);
 }
 
+TEST_F(StepExecutorTest, AllowedTokenMaskDecidesTheSample) {
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  const std::vector<int32_t> prompt = {5, 6, 7, 8};
+  // Unconstrained first, to know what the mask must change.
+  const std::vector<int32_t> free = Generate(*executor, 1, prompt, Sampled(4), 1, 0);
+  ASSERT_EQ(free.size(), 1u);
+  const int32_t allowed = free[0] == 11 ? 12 : 11;
+  int64_t blocks = 0;
+  v1::StepRequest request;
+  AddNew(request, 2, prompt, Sampled(4));
+  Schedule(request, 2, prompt, 0, 8, &blocks);
+  std::string mask(allowed / 8 + 1, '\0');
+  mask[allowed / 8] = static_cast<char>(1 << (allowed % 8));
+  request.mutable_scheduled(0)->set_allowed_token_mask(mask);
+  absl::StatusOr<v1::StepResult> result = executor->Execute(request);
+  ASSERT_TRUE(result.ok() && result->error().empty()) << result->error();
+  ASSERT_EQ(result->sampled_size(), 1);
+  EXPECT_EQ(result->sampled(0).token_id(), allowed);
+}
+
 TEST_F(StepExecutorTest, InvalidRequestsChangeNothing) {
   std::unique_ptr<KvCache> cache;
   std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
@@ -239,6 +260,17 @@ TEST_F(StepExecutorTest, InvalidRequestsChangeNothing) {
   bad = good;
   bad.mutable_scheduled(0)->set_start_position(510);
   expect_rejected(bad, "max_model_len");
+  const int64_t vocab = model_->config().vocab_size;
+  bad = good;
+  bad.mutable_scheduled(0)->set_allowed_token_mask(std::string((vocab + 7) / 8 + 1, '\xFF'));
+  expect_rejected(bad, "allowed-token mask of");
+  bad = good;
+  bad.mutable_scheduled(0)->set_allowed_token_mask(std::string(4, '\0'));
+  expect_rejected(bad, "allows nothing");
+  bad = good;
+  bad.mutable_scheduled(0)->set_allowed_token_mask("\x01");
+  bad.mutable_scheduled(0)->set_sample(false);
+  expect_rejected(bad, "without sample");
 
   absl::StatusOr<v1::StepResult> result = executor->Execute(good);
   ASSERT_TRUE(result.ok() && result->error().empty()) << result->error();

@@ -3,6 +3,7 @@
 #include "router/engine/engine.h"
 
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -10,6 +11,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "router/grammar/json_schema_grammar.h"
+#include "router/grammar/regex_grammar.h"
 #include "tests/router/engine/engine_test_util.h"
 #include "tests/router/engine/fake_worker.h"
 
@@ -374,6 +377,59 @@ TEST_F(EngineTest, ShutdownEndsOpenRequestsWithAnError) {
   while (!event.last) ASSERT_TRUE(queue->Next(&event, absl::Seconds(1)));
   EXPECT_EQ(event.kind, EngineEvent::Kind::kError);
   EXPECT_EQ(event.error.code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(EngineTest, GrammarConstrainsEverySampleAndEndsAtTheStopToken) {
+  FakeWorkerOptions worker;
+  worker.eos_token_id = kByteEosId;
+  worker.eos_period = 3;  // EOS is hashed often, and only allowed once the grammar may end
+  std::unique_ptr<Engine> engine = StartEngine(worker);
+  auto vocabulary = grammar::TokenVocabulary::FromTokenizer(*tokenizer_);
+  absl::StatusOr<grammar::Grammar> regex = grammar::RegexGrammar("[a-c]{2,4}-(yes|no)");
+  ASSERT_TRUE(regex.ok());
+  auto compiled = std::make_shared<grammar::CompiledGrammar>(*regex, vocabulary);
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    GenerateRequest request = Greedy("grammar", 32);
+    request.sampling.temperature = 1;
+    request.sampling.seed = seed;
+    request.n = 2;
+    request.grammar = compiled;
+    const Collected collected = Run(*engine, std::move(request));
+    ASSERT_TRUE(collected.error.ok()) << collected.error;
+    for (const Collected::Sample& sample : collected.samples) {
+      EXPECT_TRUE(std::regex_match(sample.text, std::regex("[a-c]{2,4}-(yes|no)"))) << sample.text;
+      EXPECT_EQ(sample.finish_reason, FinishReason::kStop) << sample.text;
+      EXPECT_EQ(sample.stop_token_id, kByteEosId);
+    }
+  }
+  // Even with ignore_eos the output ends where the grammar does.
+  GenerateRequest request = Greedy("grammar", 32);
+  request.ignore_eos = true;
+  request.grammar = compiled;
+  const Collected collected = Run(*engine, std::move(request));
+  ASSERT_TRUE(collected.error.ok());
+  EXPECT_EQ(collected.samples[0].finish_reason, FinishReason::kStop);
+  EXPECT_TRUE(std::regex_match(collected.samples[0].text, std::regex("[a-c]{2,4}-(yes|no)")));
+}
+
+TEST_F(EngineTest, ATokenOutsideTheGrammarFailsOnlyItsRequest) {
+  FakeWorkerOptions worker;
+  worker.ignore_masks = true;
+  std::unique_ptr<Engine> engine = StartEngine(worker);
+  absl::StatusOr<grammar::Grammar> choice = grammar::ChoiceGrammar({"0123"});
+  ASSERT_TRUE(choice.ok());
+  GenerateRequest constrained = Greedy("digits", 8);
+  constrained.grammar =
+      std::make_shared<grammar::CompiledGrammar>(*choice, grammar::TokenVocabulary::FromTokenizer(*tokenizer_));
+  std::shared_ptr<EventQueue> bad = Submit(*engine, std::move(constrained));
+  std::shared_ptr<EventQueue> good = Submit(*engine, Greedy("plain", 8));
+  const Collected failed = Collect(*bad, 1);
+  EXPECT_EQ(failed.error.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(failed.error.message()), HasSubstr("grammar"));
+  const Collected fine = Collect(*good, 1);
+  EXPECT_TRUE(fine.error.ok());
+  EXPECT_EQ(fine.samples[0].token_ids.size(), 8u);
+  EXPECT_EQ(SettledStats(*engine).num_used_kv_blocks, 0);
 }
 
 }  // namespace

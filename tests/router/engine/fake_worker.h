@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -45,6 +46,10 @@ struct FakeWorkerOptions {
   // where only the last token is hashed.
   bool read_history = true;
   bool check_requests = true;
+  // Sample the hashed token even where an allowed-token mask excludes it
+  // (a broken worker); otherwise a masked row takes an allowed id chosen by
+  // the same hash.
+  bool ignore_masks = false;
 };
 
 class FakeWorker : public router::WorkerClient {
@@ -102,7 +107,7 @@ class FakeWorker : public router::WorkerClient {
       if (scheduled.sample()) {
         worker::v1::SampledToken* sampled = result.add_sampled();
         sampled->set_seq_id(scheduled.seq_id());
-        sampled->set_token_id(NextToken(seq));
+        sampled->set_token_id(NextToken(seq, scheduled.allowed_token_mask()));
         if (seq.sampling.has_top_logprobs()) {
           sampled->set_logprob(-0.25f);
           for (uint32_t k = 0; k < seq.sampling.top_logprobs(); ++k) {
@@ -199,7 +204,19 @@ class FakeWorker : public router::WorkerClient {
     return absl::OkStatus();
   }
 
-  int32_t NextToken(const Seq& seq) const {
+  int32_t NextToken(const Seq& seq, const std::string& mask) const {
+    const int32_t token = HashedToken(seq);
+    if (mask.empty() || options_.ignore_masks) return token;
+    auto allowed = [&](int32_t id) { return id / 8 < static_cast<int32_t>(mask.size()) && ((mask[id / 8] >> (id % 8)) & 1); };
+    if (allowed(token)) return token;
+    std::vector<int32_t> ids;
+    for (int32_t id = 0; id < static_cast<int32_t>(mask.size()) * 8; ++id) {
+      if (allowed(id)) ids.push_back(id);
+    }
+    return ids.empty() ? token : ids[static_cast<uint32_t>(token * 2654435761u) % ids.size()];
+  }
+
+  int32_t HashedToken(const Seq& seq) const {
     uint64_t hash = 0x12345;
     const int32_t from = options_.read_history ? 0 : seq.num_computed - 1;
     for (int32_t pos = from; pos < seq.num_computed; ++pos) {
