@@ -145,6 +145,7 @@ TEST(JsonSchemaGrammarTest, StringLengthsPatternsAndFormats) {
   EXPECT_TRUE(Accepts(bounded, R"("ab")"));
   EXPECT_TRUE(Accepts(bounded, R"("a\"é")"));  // an escape and a 2-byte character count once each
   EXPECT_FALSE(Accepts(bounded, R"("abcd")"));
+  EXPECT_FALSE(Accepts(bounded, "\"a\tb\""));  // a raw control character is not JSON (xgrammar allows it here)
   const Grammar pattern = Schema(R"({"type": "string", "pattern": "^[A-Z]{2}-\\d+$"})");
   EXPECT_TRUE(Accepts(pattern, R"("AB-123")"));
   EXPECT_FALSE(Accepts(pattern, R"("AB-")"));
