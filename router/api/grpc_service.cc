@@ -95,6 +95,8 @@ DuetService::DuetService(engine::Engine* engine, const ModelAssets* assets, Duet
   if (options_.metrics != nullptr && options_.api_keys != nullptr) {
     for (const std::string& name : options_.api_keys->names()) options_.metrics->AddKey(name);
   }
+  grammars_ = assets_->grammars != nullptr ? assets_->grammars
+                                           : std::make_shared<grammar::GrammarCache>(assets_->tokenizer.get());
 }
 
 grpc::Status DuetService::Authenticate(const grpc::ServerContext& context, Tenant** tenant) const {
@@ -119,6 +121,13 @@ grpc::Status DuetService::Generate(grpc::ServerContext* context, const v1::Gener
   absl::StatusOr<std::vector<int32_t>> prompt = PromptTokenIds(*assets_, *request);
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
   engine::GenerateRequest engine_request = ToEngineRequest(*request, *std::move(prompt), assets_->config.generation);
+  absl::StatusOr<std::optional<grammar::GrammarSpec>> spec = StructuredOutputSpec(*request);
+  if (!spec.ok()) return ToGrpcStatus(spec.status());
+  if (spec->has_value()) {
+    absl::StatusOr<std::shared_ptr<grammar::CompiledGrammar>> compiled = grammars_->Compile(**spec);
+    if (!compiled.ok()) return ToGrpcStatus(compiled.status());
+    engine_request.grammar = *std::move(compiled);
+  }
   if (tenant != nullptr) {
     engine_request.cache_salt = options_.api_keys->CacheSalt(tenant, engine_request.cache_salt);
   }

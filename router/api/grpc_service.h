@@ -68,6 +68,7 @@ class DuetService final : public v1::Duet::Service {
   engine::Engine* const engine_;
   const ModelAssets* const assets_;
   const DuetServiceOptions options_;
+  std::shared_ptr<grammar::GrammarCache> grammars_;
 };
 
 }  // namespace duet::api

@@ -133,6 +133,40 @@ engine::GenerateRequest ToEngineRequest(const v1::GenerateRequest& request,
   return out;
 }
 
+absl::StatusOr<std::optional<grammar::GrammarSpec>> StructuredOutputSpec(const v1::GenerateRequest& request) {
+  if (!request.has_structured_output()) return std::optional<grammar::GrammarSpec>();
+  const v1::StructuredOutput& structured = request.structured_output();
+  grammar::GrammarSpec spec;
+  switch (structured.constraint_case()) {
+    case v1::StructuredOutput::kJsonSchema: {
+      spec.kind = grammar::GrammarSpec::Kind::kJsonSchema;
+      spec.schema = nlohmann::ordered_json::parse(structured.json_schema(), nullptr, /*allow_exceptions=*/false);
+      if (spec.schema.is_discarded() || !(spec.schema.is_object() || spec.schema.is_boolean())) {
+        return absl::InvalidArgumentError("structured_output.json_schema must be the JSON text of a JSON Schema");
+      }
+      break;
+    }
+    case v1::StructuredOutput::kJsonObject:
+      if (!structured.json_object()) {
+        return absl::InvalidArgumentError("structured_output.json_object must be true when set");
+      }
+      spec.kind = grammar::GrammarSpec::Kind::kJsonObject;
+      break;
+    case v1::StructuredOutput::kRegex:
+      spec.kind = grammar::GrammarSpec::Kind::kRegex;
+      spec.regex = structured.regex();
+      break;
+    case v1::StructuredOutput::kChoice:
+      spec.kind = grammar::GrammarSpec::Kind::kChoice;
+      spec.choices.assign(structured.choice().choices().begin(), structured.choice().choices().end());
+      if (spec.choices.empty()) return absl::InvalidArgumentError("structured_output.choice lists no choices");
+      break;
+    case v1::StructuredOutput::CONSTRAINT_NOT_SET:
+      return std::optional<grammar::GrammarSpec>();
+  }
+  return std::optional<grammar::GrammarSpec>(std::move(spec));
+}
+
 v1::GenerateResponse ToGenerateResponse(const engine::EngineEvent& event) {
   v1::GenerateResponse response;
   response.set_index(event.index);

@@ -7,6 +7,7 @@
 #define DUET_ROUTER_API_GRPC_TRANSLATION_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,6 +18,7 @@
 #include "router/api/model_assets.h"
 #include "router/engine/engine_event.h"
 #include "router/engine/request.h"
+#include "router/grammar/grammar_cache.h"
 
 namespace duet::api {
 
@@ -49,6 +51,11 @@ absl::StatusOr<std::vector<int32_t>> PromptTokenIds(const ModelAssets& assets,
 engine::GenerateRequest ToEngineRequest(const v1::GenerateRequest& request,
                                         std::vector<int32_t> prompt_token_ids,
                                         const GenerationDefaults& defaults);
+
+// The request's structured_output as a grammar spec: nullopt when it sets
+// none; InvalidArgument for a json_schema that is not JSON, json_object
+// false, or an empty choice list.
+absl::StatusOr<std::optional<grammar::GrammarSpec>> StructuredOutputSpec(const v1::GenerateRequest& request);
 
 // A kDelta or kFinished event as one stream message (kError is a status,
 // not a message: see ToGrpcStatus).

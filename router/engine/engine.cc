@@ -1,5 +1,6 @@
 #include "router/engine/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <random>
@@ -50,9 +51,20 @@ struct SampleState {
   Sequence seq;
   bool finished = false;
   TextOutput text;
-  // Structured output: the grammar state of this sample's tokens.
+  // Structured output: the grammar state of this sample's tokens, and the
+  // bitmask of the tokens it allows next (sent with the step that samples).
   std::unique_ptr<grammar::GrammarMatcher> matcher;
+  std::string allowed_token_mask;
 };
+
+bool AllowsNothing(const std::string& mask) {
+  return std::all_of(mask.begin(), mask.end(), [](char c) { return c == 0; });
+}
+
+absl::Status GrammarDeadEnd() {
+  return absl::InvalidArgumentError(
+      "the output constraint cannot be continued with any token of the model's vocabulary");
+}
 
 struct RequestState {
   explicit RequestState(ValidatedRequest validated) : request(std::move(validated)) {}
@@ -255,6 +267,7 @@ class Engine::Impl {
         std::vector<int32_t> stops(model_info_.eos_token_ids.begin(), model_info_.eos_token_ids.end());
         stops.insert(stops.end(), raw.stop_token_ids.begin(), raw.stop_token_ids.end());
         sample->matcher = std::make_unique<grammar::GrammarMatcher>(raw.grammar, std::move(stops));
+        sample->allowed_token_mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
       }
       request->sample_seeds.push_back(i == 0 ? base_seed : MixSeed(base_seed, i));
       sequences_[sample->seq.seq_id] = sample.get();
@@ -267,7 +280,13 @@ class Engine::Impl {
     const int32_t num_admitted_now = request->siblings_held ? 1 : raw.n;
     for (int32_t i = 0; i < num_admitted_now; ++i) scheduler_.AddWaiting(&request->samples[i]->seq);
     num_prompt_tokens_ += static_cast<int64_t>(raw.n) * request->request.num_prompt_tokens();
+    RequestState* admitted = request.get();
     requests_[request->id] = std::move(request);
+    if (raw.grammar != nullptr && AllowsNothing(admitted->samples[0]->allowed_token_mask)) {
+      std::vector<OutputItem> items;
+      FailRequest(admitted, GrammarDeadEnd(), &items);
+      Emit(std::move(items));
+    }
   }
 
   void ReleaseSiblings(RequestState* request) {
@@ -307,8 +326,7 @@ class Engine::Impl {
       }
       AddChunk(chunk, sampling, &step);
       if (chunk.sample && sample->matcher != nullptr) {
-        step.mutable_scheduled()->rbegin()->set_allowed_token_mask(
-            sample->matcher->NextTokenBitmask(model_info_.vocab_size));
+        step.mutable_scheduled()->rbegin()->set_allowed_token_mask(sample->allowed_token_mask);
       }
     }
     absl::StatusOr<worker::v1::StepResult> result = client_->Step(step);
@@ -351,6 +369,13 @@ class Engine::Impl {
         if (sample->matcher->terminated()) {
           item.token.finish_reason = FinishReason::kStop;
           item.token.stop_token_id = sampled.token_id();
+        } else if (item.token.finish_reason == FinishReason::kNone) {
+          sample->allowed_token_mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
+          if (AllowsNothing(sample->allowed_token_mask)) {
+            items.push_back(std::move(item));
+            FailRequest(request, GrammarDeadEnd(), &items);
+            continue;
+          }
         }
       }
       items.push_back(std::move(item));

@@ -345,6 +345,32 @@ def test_invalid_requests_name_the_field(pb, stub, reference):
     expect_invalid(pb, stub, "text, token_ids or chat")
 
 
+def test_structured_output_constrains_every_sample(pb, stub, reference):
+    import json
+    import re
+    prompt = ids_input(pb, reference["prompt_ids"])
+    regex = pb[0].StructuredOutput(regex=r"[0-9]{2,4}-(ab|ba)")
+    samples = generate(pb, stub, token_ids=prompt, sampling=pb[0].SamplingParams(temperature=1.5, seed=9), n=3,
+                       max_tokens=40, structured_output=regex)
+    for index in range(3):
+        _, text, responses = samples[index]
+        assert re.fullmatch(r"[0-9]{2,4}-(ab|ba)", text), text
+        assert finish_of(responses).reason == "stop"
+    choice = pb[0].StructuredOutput(choice=pb[0].StructuredOutput.Choices(choices=["left", "right"]))
+    _, text, _ = generate(pb, stub, token_ids=prompt, sampling=greedy(pb), max_tokens=20, structured_output=choice)[0]
+    assert text in ("left", "right")
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 99}},
+              "required": ["n"]}
+    _, text, _ = generate(pb, stub, token_ids=prompt, sampling=pb[0].SamplingParams(temperature=1.0, seed=3),
+                          max_tokens=40, structured_output=pb[0].StructuredOutput(json_schema=json.dumps(schema)))[0]
+    assert 0 <= json.loads(text)["n"] <= 99
+    expect_invalid(pb, stub, "uniqueItems", token_ids=prompt,
+                   structured_output=pb[0].StructuredOutput(json_schema='{"type": "array", "uniqueItems": true}'))
+    expect_invalid(pb, stub, "json_schema", token_ids=prompt,
+                   structured_output=pb[0].StructuredOutput(json_schema="{not json"))
+    expect_invalid(pb, stub, "lookaround", token_ids=prompt, structured_output=pb[0].StructuredOutput(regex="a(?=b)"))
+
+
 def test_cancelled_stream_frees_the_router(pb, stub, reference):
     request = pb[0].GenerateRequest(token_ids=ids_input(pb, reference["prompt_ids"]), sampling=greedy(pb),
                                     max_tokens=400, ignore_eos=True)

@@ -412,6 +412,25 @@ TEST_F(EngineTest, GrammarConstrainsEverySampleAndEndsAtTheStopToken) {
   EXPECT_TRUE(std::regex_match(collected.samples[0].text, std::regex("[a-c]{2,4}-(yes|no)")));
 }
 
+TEST_F(EngineTest, AGrammarTheVocabularyCannotContinueFailsItsRequest) {
+  std::unique_ptr<Engine> engine = StartEngine();
+  // A vocabulary with letters only, so "7" can never be written.
+  std::vector<std::string> letters(257);
+  for (char c = 'a'; c <= 'z'; ++c) letters[c] = std::string(1, c);
+  auto vocabulary = grammar::TokenVocabulary::FromTokens(letters);
+  for (const char* pattern : {"7", "ab7"}) {
+    absl::StatusOr<grammar::Grammar> regex = grammar::RegexGrammar(pattern);
+    ASSERT_TRUE(regex.ok());
+    GenerateRequest request = Greedy("dead end", 8);
+    request.grammar = std::make_shared<grammar::CompiledGrammar>(*regex, vocabulary);
+    const Collected collected = Run(*engine, std::move(request));
+    EXPECT_EQ(collected.error.code(), absl::StatusCode::kInvalidArgument) << pattern;
+    EXPECT_THAT(std::string(collected.error.message()), HasSubstr("cannot be continued")) << pattern;
+  }
+  EXPECT_EQ(SettledStats(*engine).num_used_kv_blocks, 0);
+  EXPECT_EQ(Run(*engine, Greedy("still serving", 4)).samples[0].token_ids.size(), 4u);
+}
+
 TEST_F(EngineTest, ATokenOutsideTheGrammarFailsOnlyItsRequest) {
   FakeWorkerOptions worker;
   worker.ignore_masks = true;
