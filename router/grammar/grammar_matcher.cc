@@ -1,6 +1,8 @@
 #include "router/grammar/grammar_matcher.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 
 namespace duet::grammar {
 
@@ -35,9 +37,8 @@ std::string GrammarMatcher::NextTokenBitmask(int32_t num_tokens) {
     std::shared_ptr<const TokenBitmask> mask = grammar_->NextTokenMask(state_);
     const int32_t limit = std::min(num_tokens, grammar_->vocabulary().size());
     const int32_t full_bytes = limit / 8;
-    for (int32_t i = 0; i < full_bytes; ++i) {
-      out[i] = static_cast<char>(((*mask)[i / 8] >> (8 * (i % 8))) & 0xFF);
-    }
+    static_assert(std::endian::native == std::endian::little, "the mask's words are copied as bytes");
+    std::memcpy(out.data(), mask->data(), full_bytes);
     for (int32_t id = full_bytes * 8; id < limit; ++id) {
       if (MaskHas(*mask, id)) out[id / 8] = static_cast<char>(out[id / 8] | (1 << (id % 8)));
     }

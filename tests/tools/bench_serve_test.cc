@@ -168,6 +168,10 @@ TEST(RequestBodyTest, AsksForUsageAndTheOutputLength) {
   EXPECT_FALSE(chat.contains("prompt"));
   EXPECT_FALSE(chat.contains("ignore_eos"));
   EXPECT_FALSE(chat.contains("min_tokens"));
+  options.extra_body = {{"response_format", {{"type", "json_object"}}}, {"max_tokens", 3}};
+  const nlohmann::json extra = nlohmann::json::parse(RequestBody(prompt, options));
+  EXPECT_EQ(extra["response_format"]["type"], "json_object");
+  EXPECT_EQ(extra["max_tokens"], 3);  // the extra body wins
 }
 
 TEST(MetricsTest, PercentilesInterpolateAsNumpy) {

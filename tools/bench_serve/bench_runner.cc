@@ -108,6 +108,9 @@ std::string RequestBody(const BenchPrompt& prompt, const RunOptions& options) {
     body["ignore_eos"] = true;
     body["min_tokens"] = prompt.output_tokens;
   }
+  if (options.extra_body.is_object()) {
+    for (const auto& [key, value] : options.extra_body.items()) body[key] = value;
+  }
   return body.dump();
 }
 

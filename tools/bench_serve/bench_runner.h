@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "tools/bench_serve/bench_dataset.h"
 #include "tools/bench_serve/bench_metrics.h"
 #include "tools/bench_serve/http_stream.h"
@@ -37,6 +38,9 @@ struct RunOptions {
   uint64_t seed = 0;
   double request_timeout_s = 600;
   bool progress = false;       // a progress bar on stderr
+  // Fields merged into every request body (e.g. a response_format); a JSON
+  // object, or null for none.
+  nlohmann::json extra_body;
   // Counts tokens of requests whose stream has no usage; null: such a
   // request fails.
   const tokenizer::Tokenizer* tokenizer = nullptr;

@@ -98,6 +98,10 @@ absl::Status Run(const BenchServeOptions& options, int* exit_code) {
   run.request_timeout_s = options.request_timeout_s;
   run.progress = options.progress && isatty(STDERR_FILENO);
   run.tokenizer = assets->tokenizer.get();
+  if (!options.extra_body.empty()) {
+    run.extra_body = nlohmann::json::parse(options.extra_body, nullptr, /*allow_exceptions=*/false);
+    if (!run.extra_body.is_object()) return absl::InvalidArgumentError("--extra-body must be a JSON object");
+  }
   DUET_ASSIGN_OR_RETURN(const bench::RunOutput output, bench::RunBenchmark(prompts, run));
 
   const bench::BenchReport report = bench::Summarize(output.results, output.duration_s, percentiles, slos);

@@ -35,6 +35,7 @@ struct BenchServeOptions {
   std::string metric_percentiles = "90,99";
   std::string goodput;             // "ttft:500 tpot:50"
   std::string result_file;         // also write the JSON report here
+  std::string extra_body;          // a JSON object merged into every request body
   bool json = false;               // print JSON instead of the table
   bool progress = true;
 };

@@ -92,6 +92,9 @@ ABSL_FLAG(double, request_timeout, 600, "bench serve: seconds one request may ta
 ABSL_FLAG(std::string, metric_percentiles, "90,99", "bench serve: percentiles reported besides the median");
 ABSL_FLAG(std::string, goodput, "", "bench serve: SLOs in ms for goodput, e.g. \"ttft:500 tpot:50\"");
 ABSL_FLAG(std::string, result_file, "", "bench serve: also write the JSON report to this file");
+ABSL_FLAG(std::string, extra_body, "",
+          "bench serve: a JSON object merged into every request body, e.g. "
+          "'{\"response_format\": {\"type\": \"json_object\"}}'");
 ABSL_FLAG(bool, progress, true, "bench serve: a progress bar on stderr (when it is a terminal)");
 
 namespace {
@@ -213,6 +216,7 @@ int BenchServe() {
   options.metric_percentiles = absl::GetFlag(FLAGS_metric_percentiles);
   options.goodput = absl::GetFlag(FLAGS_goodput);
   options.result_file = absl::GetFlag(FLAGS_result_file);
+  options.extra_body = absl::GetFlag(FLAGS_extra_body);
   options.json = absl::GetFlag(FLAGS_json);
   options.progress = absl::GetFlag(FLAGS_progress);
   return duet::cli::RunBenchServe(options);
