@@ -67,6 +67,9 @@ ABSL_FLAG(std::string, api_keys_file, "",
 ABSL_FLAG(bool, share_prefix_cache_across_keys, false,
           "with several API keys, let their requests share cached prefixes (default: one cache salt per key)");
 ABSL_FLAG(bool, disable_log_requests, false, "do not log a line per finished request (the line never has its text)");
+ABSL_FLAG(std::string, tool_call_parser, "auto",
+          "how tool calls are read from the output: auto (the format the chat template writes), none, hermes, "
+          "llama3_json or deepseek_v3");
 ABSL_FLAG(std::string, reasoning_parser, "auto",
           "auto: split <think> ... </think> into reasoning_content when the tokenizer has both tags; none: off");
 ABSL_FLAG(double, max_body_mib, 8, "largest HTTP request body in MiB");
@@ -135,6 +138,12 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
   }
   if (absl::GetFlag(FLAGS_port) < 0 || absl::GetFlag(FLAGS_port) > 65535) {
     return absl::InvalidArgumentError("--port must be in [0, 65535]");
+  }
+  const std::string tool_call_parser = absl::GetFlag(FLAGS_tool_call_parser);
+  if (tool_call_parser != "auto" && tool_call_parser != "none" &&
+      !duet::api::ToolCallFormatByName(tool_call_parser).has_value()) {
+    return absl::InvalidArgumentError(duet::StrCat(
+        "--tool-call-parser must be auto, none, hermes, llama3_json or deepseek_v3, got ", tool_call_parser));
   }
   const std::string reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser);
   if (reasoning_parser != "auto" && reasoning_parser != "none") {
@@ -347,6 +356,7 @@ int main(int argc, char** argv) {
   openai_options.api_keys = *api_keys;
   openai_options.log_requests = !absl::GetFlag(FLAGS_disable_log_requests);
   openai_options.enable_reasoning_parser = absl::GetFlag(FLAGS_reasoning_parser) == "auto";
+  openai_options.tool_call_parser = absl::GetFlag(FLAGS_tool_call_parser);
   duet::api::OpenAiService openai(engine->get(), &*assets, openai_options, &metrics);
   duet::api::HttpServerOptions http_options;
   http_options.host = absl::GetFlag(FLAGS_host);

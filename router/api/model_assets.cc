@@ -109,6 +109,7 @@ absl::StatusOr<ModelAssets> LoadGgufTokenizer(ModelAssets assets) {
   if (file->FindMetadata("tokenizer.chat_template") != nullptr) {
     DUET_ASSIGN_OR_RETURN(const std::string_view source, file->GetString("tokenizer.chat_template"));
     DUET_ASSIGN_OR_RETURN(assets.chat_template, ParseTemplate(std::string(source), assets.tokenizer_dir));
+    assets.chat_template_source = std::string(source);
   }
   return assets;
 }
@@ -144,6 +145,7 @@ absl::StatusOr<ModelAssets> LoadAssetFiles(const std::string& model_dir, const s
   }
   if (template_source.has_value()) {
     DUET_ASSIGN_OR_RETURN(assets.chat_template, ParseTemplate(*template_source, assets.tokenizer_dir));
+    assets.chat_template_source = *template_source;
   }
   return assets;
 }

@@ -31,6 +31,7 @@ struct ModelAssets {
   // nullopt when the tokenizer directory has none (a base model): chat
   // requests are then refused.
   std::optional<chat_template::ChatTemplate> chat_template;
+  std::string chat_template_source;  // its Jinja text (empty without one)
   // tokenizer_config.json's bos_token / eos_token (a string or an
   // {"content": ...} object); empty when absent or null.
   std::string bos_token;

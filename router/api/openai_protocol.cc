@@ -454,6 +454,18 @@ std::optional<OpenAiError> ReadMessages(const Json& body, Json* messages) {
     if (role == nullptr || !role->is_string()) return MustBe("messages", "objects with a string 'role'");
     Json message = item;
     if (!message.contains("content")) message["content"] = nullptr;
+    // Assistant tool calls carry their arguments as JSON text; templates
+    // (Llama 3's tojson) expect the object, so it is parsed, as vLLM does.
+    if (Json* calls = message.contains("tool_calls") ? &message["tool_calls"] : nullptr; calls != nullptr && calls->is_array()) {
+      for (Json& call : *calls) {
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+        Json& function = call["function"];
+        if (!function.contains("arguments") || !function["arguments"].is_string()) continue;
+        const std::string& text = function["arguments"].get_ref<const std::string&>();
+        Json parsed = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+        if (!parsed.is_discarded() && parsed.is_object()) function["arguments"] = std::move(parsed);
+      }
+    }
     DUET_RETURN_IF_OPENAI_ERROR(FlattenContent(&message["content"]));
     messages->push_back(std::move(message));
   }
@@ -544,16 +556,70 @@ std::optional<OpenAiError> ParseJsonObject(std::string_view body, Json* object) 
   return std::nullopt;
 }
 
+// tools (each {"type": "function", "function": {"name", "parameters"}}),
+// tool_choice and parallel_tool_calls. Templates that know tool_choice see it.
+std::optional<OpenAiError> ReadTools(const Json& body, ToolSettings* out) {
+  if (const Json* tools = Get(body, "tools"); tools != nullptr && tools->is_array()) {
+    for (const Json& tool : *tools) {
+      const Json* function = tool.is_object() ? Get(tool, "function") : nullptr;
+      const Json* type = tool.is_object() ? Get(tool, "type") : nullptr;
+      const Json* name = function != nullptr && function->is_object() ? Get(*function, "name") : nullptr;
+      if (type == nullptr || *type != "function" || name == nullptr || !name->is_string() ||
+          name->get_ref<const std::string&>().empty()) {
+        return MustBe("tools", "an array of {\"type\": \"function\", \"function\": {\"name\": ...}}");
+      }
+      grammar::ToolFunction parsed;
+      parsed.name = name->get<std::string>();
+      if (const Json* parameters = Get(*function, "parameters"); parameters != nullptr && !parameters->is_null()) {
+        if (!parameters->is_object()) return MustBe("tools", "functions whose parameters are a JSON Schema object");
+        parsed.parameters = *parameters;
+      }
+      out->functions.push_back(std::move(parsed));
+    }
+  }
+  out->choice = out->functions.empty() ? ToolSettings::Choice::kNone : ToolSettings::Choice::kAuto;
+  if (const Json* choice = Get(body, "tool_choice"); choice != nullptr && !choice->is_null()) {
+    if (choice->is_string()) {
+      const std::string& name = choice->get_ref<const std::string&>();
+      if (name == "none") {
+        out->choice = ToolSettings::Choice::kNone;
+      } else if (name == "auto") {
+        out->choice = ToolSettings::Choice::kAuto;
+      } else if (name == "required") {
+        out->choice = ToolSettings::Choice::kRequired;
+      } else {
+        return MustBe("tool_choice", "'none', 'auto', 'required' or {\"type\": \"function\", ...}");
+      }
+    } else if (choice->is_object()) {
+      const Json* function = Get(*choice, "function");
+      const Json* name = function != nullptr && function->is_object() ? Get(*function, "name") : nullptr;
+      if (Get(*choice, "type") == nullptr || *Get(*choice, "type") != "function" || name == nullptr ||
+          !name->is_string()) {
+        return MustBe("tool_choice", "'none', 'auto', 'required' or {\"type\": \"function\", ...}");
+      }
+      out->choice = ToolSettings::Choice::kNamed;
+      out->function = name->get<std::string>();
+      const bool offered = std::any_of(out->functions.begin(), out->functions.end(),
+                                       [&](const grammar::ToolFunction& f) { return f.name == out->function; });
+      if (!offered) return InvalidRequestError("tool_choice names a function that is not in tools", "tool_choice");
+    } else {
+      return MustBe("tool_choice", "a string or an object");
+    }
+    if (out->functions.empty() && out->choice != ToolSettings::Choice::kNone) {
+      return InvalidRequestError("tool_choice other than 'none' needs tools", "tool_choice");
+    }
+  }
+  DUET_RETURN_IF_OPENAI_ERROR(ReadBool(body, "parallel_tool_calls", &out->parallel));
+  return std::nullopt;
+}
+
 std::optional<OpenAiError> ParseChatCompletionRequest(const Json& body, const ProtocolLimits& limits,
                                                       ChatCompletionRequest* out) {
   DUET_RETURN_IF_OPENAI_ERROR(ReadMessages(body, &out->prompt.messages));
   DUET_RETURN_IF_OPENAI_ERROR(ParseGeneration(body, limits, /*chat=*/true, &out->settings));
   DUET_RETURN_IF_OPENAI_ERROR(ReadChatTemplateFields(body, &out->prompt));
-  if (const Json* tool_choice = Get(body, "tool_choice")) {
-    if (!tool_choice->is_string() && !tool_choice->is_object()) {
-      return MustBe("tool_choice", "a string or an object");
-    }
-    // Templates that know tool_choice see it; the output stays text.
+  DUET_RETURN_IF_OPENAI_ERROR(ReadTools(body, &out->tools));
+  if (const Json* tool_choice = Get(body, "tool_choice"); tool_choice != nullptr && !tool_choice->is_null()) {
     if (!out->prompt.template_kwargs.contains("tool_choice")) {
       out->prompt.template_kwargs["tool_choice"] = *tool_choice;
     }
@@ -563,7 +629,7 @@ std::optional<OpenAiError> ParseChatCompletionRequest(const Json& body, const Pr
                   "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
                   "stream", "stream_options", "user", "tools", "tool_choice", "response_format", "top_k", "min_p",
                   "repetition_penalty", "min_tokens", "ignore_eos", "skip_special_tokens", "stop_token_ids",
-                  "chat_template_kwargs", "add_generation_prompt", "cache_salt", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                  "chat_template_kwargs", "add_generation_prompt", "cache_salt", "parallel_tool_calls", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
                   "structured_outputs"},
                  &out->settings.unknown_fields);
   return std::nullopt;
@@ -703,11 +769,16 @@ Json ChatCompletionJson(const ResponseHeader& header, const std::vector<ChoiceOu
     } else {
       message["content"] = choice.content;
     }
-    message["tool_calls"] = Json::array();
+    const bool called = choice.tool_calls.is_array() && !choice.tool_calls.empty();
+    if (called) message["content"] = NullIfEmpty(choice.content);
+    message["tool_calls"] = called ? choice.tool_calls : Json::array();
+    const Json finish_reason = called && choice.finish_reason == engine::FinishReason::kStop
+                                   ? Json("tool_calls")
+                                   : FinishReasonJson(choice.finish_reason);
     out.push_back(Json{{"index", choice.index},
                        {"message", std::move(message)},
                        {"logprobs", choice.logprobs},
-                       {"finish_reason", FinishReasonJson(choice.finish_reason)},
+                       {"finish_reason", finish_reason},
                        {"stop_reason", choice.stop_reason}});
   }
   json["usage"] = UsageJson(usage);

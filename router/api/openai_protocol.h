@@ -23,6 +23,7 @@
 #include "common/model_config.h"
 #include "nlohmann/json.hpp"
 #include "router/api/chat_prompt.h"
+#include "router/api/tool_call_parser.h"
 #include "router/engine/engine_event.h"
 #include "router/engine/request.h"
 #include "router/grammar/grammar_cache.h"
@@ -71,10 +72,27 @@ struct GenerationSettings {
   // field that stated it, for errors.
   std::optional<grammar::GrammarSpec> structured;
   std::string structured_param;
+  // Chat with tools: the format tool calls are read from the output in
+  // (set by the service from tool_choice and the model), and
+  // parallel_tool_calls.
+  std::optional<ToolCallFormat> tool_format;
+  bool parallel_tool_calls = true;
+};
+
+// tool_choice and parallel_tool_calls of a chat request.
+struct ToolSettings {
+  enum class Choice { kNone, kAuto, kRequired, kNamed };
+  // Default: auto when the request has tools, none otherwise (as OpenAI).
+  Choice choice = Choice::kNone;
+  std::string function;  // kNamed: the function that must be called
+  bool parallel = true;
+  // The offered functions (name and parameters schema), from "tools".
+  std::vector<grammar::ToolFunction> functions;
 };
 
 struct ChatCompletionRequest {
   GenerationSettings settings;
+  ToolSettings tools;
   // Messages with their content flattened to text; tools, tool_choice,
   // chat_template_kwargs, add_generation_prompt.
   ChatPromptRequest prompt;
@@ -145,6 +163,8 @@ struct ChoiceOutput {
   engine::FinishReason finish_reason = engine::FinishReason::kNone;
   Json stop_reason = nullptr;  // the stop string, a stop token id, or null
   Json logprobs = nullptr;
+  // Chat: the calls read from the output ([{id, type, function}]), or null.
+  Json tool_calls = nullptr;
 };
 
 // "stop", "length", "abort"; null while unfinished.

@@ -62,6 +62,9 @@ struct CallConfig {
   bool logprobs = false;
   int32_t n = 1;
   bool reasoning = false;  // split <think> blocks (chat only)
+  // Read tool calls out of the content in this format (chat with tools).
+  std::optional<ToolCallFormat> tool_format;
+  bool parallel_tool_calls = true;
   std::vector<int32_t> eos_token_ids;
   const tokenizer::Tokenizer* tokenizer = nullptr;
   Metrics* metrics = nullptr;
@@ -85,6 +88,7 @@ class GenerationCall {
       for (int32_t s = 0; s < config_.n; ++s) {
         Choice& choice = choices_.emplace_back();
         if (config_.reasoning) choice.parser.emplace(prompts_open_reasoning[p]);
+        if (config_.tool_format) choice.tools.emplace(*config_.tool_format, config_.parallel_tool_calls);
         if (config_.logprobs) choice.logprobs = config_.chat ? EmptyChatLogprobs() : EmptyCompletionLogprobs();
       }
     }
@@ -139,8 +143,16 @@ class GenerationCall {
     bool first_token_seen = false;
   };
 
+  struct ToolCall {
+    std::string id;
+    std::string name;
+    std::string arguments;
+  };
+
   struct Choice {
     std::optional<ReasoningParser> parser;
+    std::optional<ToolCallParser> tools;
+    std::vector<ToolCall> tool_calls;
     std::string content;
     std::string reasoning;
     Json logprobs = nullptr;
@@ -178,6 +190,8 @@ class GenerationCall {
     }
     const bool finished = event.kind == engine::EngineEvent::Kind::kFinished;
     std::vector<ReasoningSegment> segments = Split(choice, event.text, finished);
+    std::vector<Json> tool_deltas;
+    if (choice.tools.has_value()) segments = ReadToolCalls(choice, segments, finished, &tool_deltas);
     for (const ReasoningSegment& segment : segments) {
       (segment.is_reasoning ? choice.reasoning : choice.content) += segment.text;
     }
@@ -186,7 +200,7 @@ class GenerationCall {
       choice.stop_reason = StopReasonJson(event, config_.eos_token_ids);
       config_.metrics->CountFinished(engine::FinishReasonName(event.finish_reason));
     }
-    if (config_.stream) Stream(index, choice, segments, std::move(logprobs), finished);
+    if (config_.stream) Stream(index, choice, segments, tool_deltas, std::move(logprobs), finished);
 
     if (event.last) {
       config_.metrics->ObserveEndToEndLatency(now - config_.arrival);
@@ -220,9 +234,48 @@ class GenerationCall {
     return segments;
   }
 
-  void Stream(int32_t index, const Choice& choice, const std::vector<ReasoningSegment>& segments, Json logprobs,
-              bool finished) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const Json finish_reason = finished ? FinishReasonJson(choice.finish_reason) : Json(nullptr);
+  // Content segments through the choice's tool-call parser: what stays
+  // content, and the calls' deltas in OpenAI's stream shape.
+  std::vector<ReasoningSegment> ReadToolCalls(Choice& choice, const std::vector<ReasoningSegment>& segments,
+                                              bool finished, std::vector<Json>* deltas) {
+    std::vector<ReasoningSegment> out;
+    auto take = [&](const ToolParseDelta& delta) {
+      if (!delta.content.empty()) out.push_back(ReasoningSegment{false, delta.content});
+      for (const ToolCallDelta& call : delta.calls) {
+        Json function = Json::object();
+        Json item = {{"index", call.index}};
+        if (call.name.has_value()) {
+          choice.tool_calls.push_back({StrCat("call_", RandomHex(24)), *call.name, ""});
+          item["id"] = choice.tool_calls.back().id;
+          item["type"] = "function";
+          function["name"] = *call.name;
+        }
+        choice.tool_calls.back().arguments += call.arguments;
+        function["arguments"] = call.arguments;
+        item["function"] = std::move(function);
+        deltas->push_back(Json{{"tool_calls", Json::array({std::move(item)})}});
+      }
+    };
+    for (const ReasoningSegment& segment : segments) {
+      if (segment.is_reasoning) {
+        out.push_back(segment);
+      } else {
+        take(choice.tools->Add(segment.text));
+      }
+    }
+    if (finished) take(choice.tools->Finish());
+    return out;
+  }
+
+  // "tool_calls" when the output ended on its own after calls.
+  static Json ChoiceFinishReason(const Choice& choice) {
+    if (!choice.tool_calls.empty() && choice.finish_reason == engine::FinishReason::kStop) return "tool_calls";
+    return FinishReasonJson(choice.finish_reason);
+  }
+
+  void Stream(int32_t index, const Choice& choice, const std::vector<ReasoningSegment>& segments,
+              const std::vector<Json>& tool_deltas, Json logprobs, bool finished) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const Json finish_reason = finished ? ChoiceFinishReason(choice) : Json(nullptr);
     if (!config_.chat) {
       std::string text;
       for (const ReasoningSegment& segment : segments) text += segment.text;
@@ -235,6 +288,10 @@ class GenerationCall {
       Json delta = segment.is_reasoning ? Json{{"reasoning_content", segment.text}, {"reasoning", segment.text}}
                                         : Json{{"content", segment.text}};
       WriteChatChunk(index, std::move(delta), std::move(logprobs), nullptr, nullptr);
+      logprobs = nullptr;
+    }
+    for (const Json& delta : tool_deltas) {
+      WriteChatChunk(index, delta, std::move(logprobs), nullptr, nullptr);
       logprobs = nullptr;
     }
     if (!logprobs.is_null() || finished) {
@@ -278,6 +335,14 @@ class GenerationCall {
       output.content = std::move(choice.content);
       if (choice.parser.has_value()) output.reasoning = std::move(choice.reasoning);
       output.finish_reason = choice.finish_reason;
+      if (!choice.tool_calls.empty()) {
+        output.tool_calls = Json::array();
+        for (const ToolCall& call : choice.tool_calls) {
+          output.tool_calls.push_back({{"id", call.id},
+                                       {"type", "function"},
+                                       {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+        }
+      }
       output.stop_reason = std::move(choice.stop_reason);
       output.logprobs = std::move(choice.logprobs);
     }
@@ -408,6 +473,11 @@ OpenAiService::OpenAiService(engine::Engine* engine, const ModelAssets* assets, 
   }
   grammars_ = assets_->grammars != nullptr ? assets_->grammars
                                            : std::make_shared<grammar::GrammarCache>(assets_->tokenizer.get());
+  if (options_.tool_call_parser == "auto") {
+    tool_format_ = DetectToolCallFormat(assets_->chat_template_source);
+  } else if (options_.tool_call_parser != "none") {
+    tool_format_ = ToolCallFormatByName(options_.tool_call_parser);
+  }
 }
 
 std::optional<int32_t> OpenAiService::TokenId(const char* token) const {
@@ -493,6 +563,37 @@ void OpenAiService::HandleChat(const Json& body, const std::shared_ptr<HttpRespo
     return SendError(*responder, *error);
   }
   LogUnknownFields(request.settings.unknown_fields);
+  const ToolSettings& tools = request.tools;
+  const bool must_call =
+      tools.choice == ToolSettings::Choice::kRequired || tools.choice == ToolSettings::Choice::kNamed;
+  if (must_call) {
+    if (!tool_format_.has_value()) {
+      return SendError(*responder, InvalidRequestError(
+                                       "this model's chat template writes no tool calls duet can read; start the "
+                                       "server with --tool-call-parser to name the format",
+                                       "tool_choice"));
+    }
+    if (request.settings.structured.has_value()) {
+      return SendError(*responder, InvalidRequestError("tool_choice 'required' or a named function cannot be "
+                                                       "combined with another output constraint",
+                                                       request.settings.structured_param));
+    }
+    // The model can only call: enforced by a grammar of calls.
+    grammar::GrammarSpec spec;
+    spec.kind = grammar::GrammarSpec::Kind::kToolCalls;
+    spec.tool_format = std::string(ToolCallFormatName(*tool_format_));
+    spec.parallel_tool_calls = tools.parallel && tools.choice == ToolSettings::Choice::kRequired;
+    for (const grammar::ToolFunction& function : tools.functions) {
+      if (tools.choice == ToolSettings::Choice::kRequired || function.name == tools.function) {
+        spec.functions.push_back(function);
+      }
+    }
+    request.settings.structured = std::move(spec);
+    request.settings.structured_param = "tools";
+  }
+  request.settings.tool_format =
+      tools.choice != ToolSettings::Choice::kNone ? tool_format_ : std::optional<ToolCallFormat>();
+  request.settings.parallel_tool_calls = tools.parallel;
   absl::StatusOr<ChatPrompt> prompt = BuildChatPrompt(*assets_, request.prompt);
   if (!prompt.ok()) return SendError(*responder, ChatPromptError(prompt.status()));
   Prompt built;
@@ -553,6 +654,8 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   // A constrained output is the constraint's text from its first token: no
   // reasoning section is split off it.
   config.reasoning = chat && think_tag_ids_.has_value() && !settings.structured.has_value();
+  config.tool_format = chat ? settings.tool_format : std::optional<ToolCallFormat>();
+  config.parallel_tool_calls = settings.parallel_tool_calls;
   config.eos_token_ids = engine_->model_info().eos_token_ids;
   config.tokenizer = assets_->tokenizer.get();
   config.metrics = metrics_;

@@ -45,6 +45,7 @@
 #include "router/api/metrics.h"
 #include "router/api/model_assets.h"
 #include "router/api/openai_protocol.h"
+#include "router/api/tool_call_parser.h"
 #include "router/engine/engine.h"
 
 namespace duet::api {
@@ -60,6 +61,9 @@ struct OpenAiOptions {
   // Split <think> ... </think> into reasoning_content when the tokenizer
   // has both tags as tokens; false keeps the whole output in content.
   bool enable_reasoning_parser = true;
+  // How tool calls are read from the output: "auto" (the format the chat
+  // template writes, if any), "none", or a format name (tool_call_parser.h).
+  std::string tool_call_parser = "auto";
   // Most samples per prompt (also bounded by the engine's limit).
   int32_t max_n = 16;
   // Fill sampling fields a request leaves unset from generation_config.json.
@@ -124,6 +128,8 @@ class OpenAiService {
   const int64_t created_;  // Unix seconds, reported by /v1/models
   // Both think tags as token ids, when the parser applies to this model.
   std::optional<std::pair<int32_t, int32_t>> think_tag_ids_;
+  // The format tool calls are parsed in; nullopt: tools stay text.
+  std::optional<ToolCallFormat> tool_format_;
   // Output constraints, compiled once per distinct constraint.
   std::shared_ptr<grammar::GrammarCache> grammars_;
 

@@ -12,6 +12,13 @@ std::string KeyOf(const GrammarSpec& spec) {
     case GrammarSpec::Kind::kJsonObject: return "object";
     case GrammarSpec::Kind::kRegex: return "regex:" + spec.regex;
     case GrammarSpec::Kind::kChoice: return "choice:" + nlohmann::ordered_json(spec.choices).dump();
+    case GrammarSpec::Kind::kToolCalls: {
+      nlohmann::ordered_json key = {{"format", spec.tool_format}, {"parallel", spec.parallel_tool_calls}};
+      for (const ToolFunction& function : spec.functions) {
+        key["functions"].push_back({{"name", function.name}, {"parameters", function.parameters}});
+      }
+      return "tools:" + key.dump();
+    }
   }
   return "";
 }
@@ -22,6 +29,7 @@ absl::StatusOr<Grammar> GrammarOf(const GrammarSpec& spec) {
     case GrammarSpec::Kind::kJsonObject: return JsonObjectGrammar();
     case GrammarSpec::Kind::kRegex: return RegexGrammar(spec.regex);
     case GrammarSpec::Kind::kChoice: return ChoiceGrammar(spec.choices);
+    case GrammarSpec::Kind::kToolCalls: return ToolCallGrammar(spec.tool_format, spec.functions, spec.parallel_tool_calls);
   }
   return absl::InternalError("unknown constraint kind");
 }

@@ -20,16 +20,22 @@
 #include "nlohmann/json.hpp"
 #include "router/grammar/compiled_grammar.h"
 #include "router/grammar/token_vocabulary.h"
+#include "router/grammar/tool_call_grammar.h"
 #include "router/tokenizer/tokenizer.h"
 
 namespace duet::grammar {
 
 struct GrammarSpec {
-  enum class Kind { kJsonSchema, kJsonObject, kRegex, kChoice };
+  enum class Kind { kJsonSchema, kJsonObject, kRegex, kChoice, kToolCalls };
   Kind kind = Kind::kJsonObject;
   nlohmann::ordered_json schema;     // kJsonSchema
   std::string regex;                 // kRegex
   std::vector<std::string> choices;  // kChoice
+  // kToolCalls (tool_call_grammar.h): the format, the functions that may be
+  // called, and whether several calls may follow each other.
+  std::string tool_format;
+  std::vector<ToolFunction> functions;
+  bool parallel_tool_calls = true;
 };
 
 class GrammarCache {

@@ -46,23 +46,11 @@ std::string PowerOfTen(size_t digits) { return "1" + std::string(digits, '0'); }
 
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(const Json& root) : root_(root) {}
+  SchemaCompiler(const Json& root, Grammar* grammar) : root_(root), grammar_(*grammar) {}
 
-  absl::StatusOr<Grammar> Compile() {
-    absl::StatusOr<Sequence> top = Schema(root_, 0);
-    if (!top.ok()) return top.status();
-    grammar_.AddAlternative(0, std::move(*top));
-    absl::Status finalized = grammar_.Finalize();
-    if (!finalized.ok()) return finalized;
-    return std::move(grammar_);
-  }
+  absl::StatusOr<Sequence> Compile() { return Schema(root_, 0); }
 
-  Grammar AnyObject() {
-    grammar_.AddAlternative(0, {Grammar::RuleElement(ObjectAnyRule())});
-    const absl::Status finalized = grammar_.Finalize();
-    CHECK(finalized.ok()) << finalized;
-    return std::move(grammar_);
-  }
+  Sequence AnyObject() { return {Grammar::RuleElement(ObjectAnyRule())}; }
 
  private:
   // --- Shared rules for unconstrained values -------------------------------
@@ -637,7 +625,7 @@ class SchemaCompiler {
   }
 
   const Json& root_;
-  Grammar grammar_;
+  Grammar& grammar_;
   std::map<std::string, int32_t> ref_rules_;
   int32_t escape_rule_ = -1;
   int32_t string_char_rule_ = -1;
@@ -674,13 +662,27 @@ std::string JsonLayout(const nlohmann::ordered_json& value) {
   return value.dump(-1, ' ', false);
 }
 
+absl::StatusOr<Sequence> CompileJsonSchema(const nlohmann::ordered_json& schema, Grammar* grammar) {
+  return SchemaCompiler(schema, grammar).Compile();
+}
+
 absl::StatusOr<Grammar> JsonSchemaGrammar(const nlohmann::ordered_json& schema) {
-  return SchemaCompiler(schema).Compile();
+  Grammar grammar;
+  absl::StatusOr<Sequence> top = CompileJsonSchema(schema, &grammar);
+  if (!top.ok()) return top.status();
+  grammar.AddAlternative(0, std::move(*top));
+  absl::Status finalized = grammar.Finalize();
+  if (!finalized.ok()) return finalized;
+  return grammar;
 }
 
 Grammar JsonObjectGrammar() {
   static const Json kEmpty = Json::object();
-  return SchemaCompiler(kEmpty).AnyObject();
+  Grammar grammar;
+  grammar.AddAlternative(0, SchemaCompiler(kEmpty, &grammar).AnyObject());
+  const absl::Status finalized = grammar.Finalize();
+  CHECK(finalized.ok()) << finalized;
+  return grammar;
 }
 
 absl::StatusOr<Grammar> ChoiceGrammar(const std::vector<std::string>& choices) {

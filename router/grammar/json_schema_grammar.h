@@ -32,6 +32,11 @@ namespace duet::grammar {
 
 absl::StatusOr<Grammar> JsonSchemaGrammar(const nlohmann::ordered_json& schema);
 
+// Adds the rules of `schema` (the root its "$ref"s resolve against) to
+// `grammar` and returns the elements that match its JSON texts, for
+// grammars that embed JSON (tool calls).
+absl::StatusOr<Sequence> CompileJsonSchema(const nlohmann::ordered_json& schema, Grammar* grammar);
+
 // Any JSON object (response_format json_object).
 Grammar JsonObjectGrammar();
 

@@ -54,7 +54,8 @@ SCHEMAS = {
 def server(tmp_path_factory):
     if not (MODEL_DIR / "config.json").exists() or not DUET.exists():
         pytest.skip("duet and duet-tiny-qwen3 are not built")
-    serve = DuetServe(tmp_path_factory.mktemp("structured"), "--model", MODEL_DIR, "--served-model-name",
+    serve = DuetServe(tmp_path_factory.mktemp("structured"), "--model", MODEL_DIR, "--tool-call-parser", "hermes",
+                      "--served-model-name",
                       "duet-tiny", "--kv-cache-gib", "0.25", "--threads", "1")
     yield openai.OpenAI(base_url=f"{serve.base_url}/v1", api_key="none", max_retries=0, timeout=120)
     serve.stop()
@@ -126,3 +127,49 @@ def test_unenforceable_constraints_are_400(server):
     # The server still answers afterwards.
     ok = server.chat.completions.create(model="duet-tiny", messages=MESSAGES, max_tokens=3)
     assert ok.choices[0].finish_reason == "length"
+
+
+TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"location": {"type": "string", "maxLength": 10},
+                                         "unit": {"enum": ["celsius", "fahrenheit"]}},
+        "required": ["location", "unit"]}}},
+    {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}},
+]
+
+
+def test_required_and_named_tool_choice_yield_valid_calls(server):
+    schemas = {tool["function"]["name"]: tool["function"]["parameters"] for tool in TOOLS}
+    for seed in range(3):
+        completion = server.chat.completions.create(
+            model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=seed, n=2, max_tokens=300, tools=TOOLS,
+            tool_choice="required", parallel_tool_calls=False)
+        for choice in completion.choices:
+            assert choice.finish_reason == "tool_calls", choice.message
+            assert len(choice.message.tool_calls) == 1
+            call = choice.message.tool_calls[0]
+            assert call.type == "function" and call.id.startswith("call_")
+            jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
+    named = server.chat.completions.create(
+        model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=4, max_tokens=300, tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert [c.function.name for c in named.choices[0].message.tool_calls] == ["get_weather"]
+    # Streamed: the first delta names the call, the argument fragments concatenate to valid arguments.
+    stream = server.chat.completions.create(
+        model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=6, max_tokens=300, tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True)
+    names, arguments, finish = [], "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for call in chunk.choices[0].delta.tool_calls or []:
+            if call.function.name:
+                names.append(call.function.name)
+            arguments += call.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert names == ["get_weather"] and finish == "tool_calls"
+    jsonschema.validate(json.loads(arguments), schemas["get_weather"])
+    with pytest.raises(openai.BadRequestError) as error:
+        server.chat.completions.create(model="duet-tiny", messages=MESSAGES, max_tokens=5, tools=TOOLS,
+                                       tool_choice={"type": "function", "function": {"name": "missing"}})
+    assert "tool_choice" in str(error.value)

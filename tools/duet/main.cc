@@ -47,6 +47,9 @@ ABSL_FLAG(int32_t, port, 8000, "serve: OpenAI-compatible HTTP port");
 ABSL_FLAG(int32_t, grpc_port, 50051, "serve: gRPC port (duet.v1)");
 ABSL_FLAG(std::string, api_key, "", "serve: require this bearer token on the API");
 ABSL_FLAG(std::string, api_keys_file, "", "serve: API keys with names and limits, one per line (see duet-router --help)");
+ABSL_FLAG(std::string, tool_call_parser, "",
+          "serve: how tool calls are read from the output (auto, none, hermes, llama3_json, deepseek_v3); "
+          "default auto: the format the chat template writes");
 ABSL_FLAG(std::string, served_model_name, "", "serve: model name clients use; default: the model directory, or a .gguf file's name without .gguf");
 ABSL_FLAG(int32_t, max_model_len, 0, "serve: longest sequence; 0: the model's");
 ABSL_FLAG(int32_t, max_num_seqs, 0, "serve: most sequences in one step; 0: the router's default");
@@ -157,6 +160,7 @@ int Serve(const char* argv0) {
   options.api_key = absl::GetFlag(FLAGS_api_key);
   options.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
   options.served_model_name = absl::GetFlag(FLAGS_served_model_name);
+  options.tool_call_parser = absl::GetFlag(FLAGS_tool_call_parser);
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);

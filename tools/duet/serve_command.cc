@@ -359,6 +359,7 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
     router_args.push_back("--api-keys-file=" + fs::absolute(options.api_keys_file).string());
   }
   if (!options.served_model_name.empty()) router_args.push_back("--served-model-name=" + options.served_model_name);
+  if (!options.tool_call_parser.empty()) router_args.push_back("--tool-call-parser=" + options.tool_call_parser);
   if (options.max_model_len > 0) router_args.push_back(StrCat("--max-model-len=", options.max_model_len));
   if (options.max_num_seqs > 0) router_args.push_back(StrCat("--max-num-seqs=", options.max_num_seqs));
   if (options.max_num_batched_tokens > 0) {

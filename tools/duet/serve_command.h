@@ -37,6 +37,7 @@ struct ServeOptions {
   std::string api_key;
   std::string api_keys_file;  // the router's --api-keys-file; absolute or from the current directory
   std::string served_model_name;
+  std::string tool_call_parser;  // passed to the router; empty: its default (auto)
   int max_model_len = 0;
   int max_num_seqs = 0;   // 0: the router's default
   int max_num_batched_tokens = 0;  // 0: the router's default

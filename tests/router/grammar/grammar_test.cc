@@ -17,6 +17,7 @@
 #include "router/grammar/grammar_matcher.h"
 #include "router/grammar/json_schema_grammar.h"
 #include "router/grammar/regex_grammar.h"
+#include "router/grammar/tool_call_grammar.h"
 #include "router/tokenizer/tokenizer.h"
 #include "tests/test_paths.h"
 
@@ -264,6 +265,37 @@ TEST(ChoiceGrammarTest, ExactlyOneChoice) {
   EXPECT_TRUE(Accepts(*grammar, "maybe so"));
   EXPECT_FALSE(Accepts(*grammar, "maybe"));
   EXPECT_FALSE(ChoiceGrammar({}).ok());
+}
+
+TEST(ToolCallGrammarTest, OnlyCallsOfOfferedFunctionsWithValidArguments) {
+  const std::vector<ToolFunction> functions = {
+      {"get_weather", Json::parse(R"({"type": "object", "properties": {"location": {"type": "string"},
+          "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["location"]})")},
+      {"now", nullptr}};
+  absl::StatusOr<Grammar> hermes = ToolCallGrammar("hermes", functions, /*parallel=*/true);
+  ASSERT_TRUE(hermes.ok()) << hermes.status();
+  const std::string weather = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>";
+  const std::string now = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>";
+  EXPECT_TRUE(Accepts(*hermes, weather));
+  EXPECT_TRUE(Accepts(*hermes, weather + "\n" + now));
+  EXPECT_FALSE(Accepts(*hermes, "Sure. " + weather));
+  EXPECT_FALSE(Accepts(*hermes, "<tool_call>\n{\"name\": \"other\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(Accepts(*hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(Accepts(*hermes, "<tool_call>\n{\"name\": \"now\", \"arguments\": {\"x\": 1}}\n</tool_call>"));
+  absl::StatusOr<Grammar> single = ToolCallGrammar("hermes", functions, /*parallel=*/false);
+  ASSERT_TRUE(single.ok());
+  EXPECT_FALSE(Accepts(*single, weather + "\n" + now));
+  absl::StatusOr<Grammar> llama = ToolCallGrammar("llama3_json", functions, /*parallel=*/true);
+  ASSERT_TRUE(llama.ok());
+  EXPECT_TRUE(Accepts(*llama, R"({"name": "now", "parameters": {}}; {"name": "get_weather", "parameters": {"location": "x", "unit": "celsius"}})"));
+  absl::StatusOr<Grammar> deepseek = ToolCallGrammar("deepseek_v3", functions, /*parallel=*/false);
+  ASSERT_TRUE(deepseek.ok());
+  EXPECT_TRUE(Accepts(*deepseek, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>now\n```json\n{}\n```"
+                                 "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"));
+  absl::StatusOr<Grammar> bad = ToolCallGrammar("hermes", {{"f", Json::parse(R"({"type": "object", "not": {}})")}}, true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("tool 'f'"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("'not'"));
 }
 
 TEST(GrammarMatcherTest, SplitCharactersStopTokensAndCompletion) {
