@@ -19,6 +19,7 @@
 #include "router/grammar/regex_grammar.h"
 #include "router/grammar/tool_call_grammar.h"
 #include "router/tokenizer/tokenizer.h"
+#include "tests/router/api/api_test_util.h"
 #include "tests/test_paths.h"
 
 namespace duet::grammar {
@@ -403,18 +404,14 @@ TEST(GrammarMatcherTest, RandomWalksStayInsideTheGrammarAndMasksMatchTheScan) {
 namespace duet::grammar {
 namespace {
 
-std::string AssetsDir() {
-  const char* env = std::getenv("DUET_ASSETS");
-  if (env != nullptr && *env != '\0') return env;
-  return duet::testing::SourceDir() + "/../shared/assets";
-}
+using ::duet::api::testing::AssetsDir;
 
 // Along a valid document tokenized by the real tokenizers, the cached masks
 // equal the token-by-token scan, and every token of the document is allowed.
 class RealVocabularyTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RealVocabularyTest, MasksAlongADocumentEqualTheScan) {
-  const std::string path = AssetsDir() + "/tokenizers/" + GetParam() + "/tokenizer.json";
+  const std::string path = AssetsDir().string() + "/tokenizers/" + GetParam() + "/tokenizer.json";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tokenizer = tokenizer::Tokenizer::FromFile(path);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();

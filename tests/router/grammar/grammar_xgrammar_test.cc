@@ -17,6 +17,7 @@
 #include "router/grammar/grammar_matcher.h"
 #include "router/grammar/json_schema_grammar.h"
 #include "router/tokenizer/tokenizer.h"
+#include "tests/router/api/api_test_util.h"
 #include "tests/test_paths.h"
 
 namespace duet::grammar {
@@ -24,11 +25,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string AssetsDir() {
-  const char* env = std::getenv("DUET_ASSETS");
-  if (env != nullptr && *env != '\0') return env;
-  return duet::testing::SourceDir() + "/../shared/assets";
-}
+using ::duet::api::testing::AssetsDir;
 
 std::string Fnv1a(const std::vector<int32_t>& ids) {
   uint64_t value = 0xCBF29CE484222325ull;
@@ -47,7 +44,7 @@ TEST(XgrammarMasksTest, AllowedSetsEqualXgrammars) {
   const Json fixture = Json::parse(file);
   int num_steps = 0;
   for (const std::string name : {"qwen3", "llama3"}) {
-    const std::string path = AssetsDir() + "/tokenizers/" + name + "/tokenizer.json";
+    const std::string path = AssetsDir().string() + "/tokenizers/" + name + "/tokenizer.json";
     if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
     absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tokenizer = tokenizer::Tokenizer::FromFile(path);
     ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
