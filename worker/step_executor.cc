@@ -23,6 +23,23 @@ absl::Status CheckTokenIds(const google::protobuf::RepeatedField<int32_t>& ids, 
   return absl::OkStatus();
 }
 
+absl::Status CheckMask(const std::string& mask, int64_t vocab_size, uint64_t seq_id) {
+  if (static_cast<int64_t>(mask.size()) > (vocab_size + 7) / 8) {
+    return Invalid(StrCat("sequence ", seq_id, ": an allowed-token mask of ", mask.size(),
+                          " bytes for a vocabulary of ", vocab_size));
+  }
+  if (std::all_of(mask.begin(), mask.end(), [](char c) { return c == 0; })) {
+    return Invalid(StrCat("sequence ", seq_id, ": an allowed-token mask that allows nothing"));
+  }
+  return absl::OkStatus();
+}
+
+int CountMaskFollows(const v1::StepRequest& request) {
+  int count = 0;
+  for (const v1::ScheduledSequence& step : request.scheduled()) count += step.mask_follows() ? 1 : 0;
+  return count;
+}
+
 }  // namespace
 
 absl::StatusOr<SequenceSampling> SamplingFromProto(const v1::SamplingParams& params,
@@ -101,15 +118,12 @@ absl::Status StepExecutor::Validate(const v1::StepRequest& request) const {
       }
     }
     if (!step.allowed_token_mask().empty()) {
-      const std::string& mask = step.allowed_token_mask();
       if (!step.sample()) return Invalid(StrCat("sequence ", id, ": an allowed-token mask without sample"));
-      if (static_cast<int64_t>(mask.size()) > (vocab_size + 7) / 8) {
-        return Invalid(StrCat("sequence ", id, ": an allowed-token mask of ", mask.size(),
-                              " bytes for a vocabulary of ", vocab_size));
-      }
-      if (std::all_of(mask.begin(), mask.end(), [](char c) { return c == 0; })) {
-        return Invalid(StrCat("sequence ", id, ": an allowed-token mask that allows nothing"));
-      }
+      if (step.mask_follows()) return Invalid(StrCat("sequence ", id, ": an allowed-token mask and mask_follows"));
+      DUET_RETURN_IF_ERROR(CheckMask(step.allowed_token_mask(), vocab_size, id));
+    }
+    if (step.mask_follows() && !step.sample()) {
+      return Invalid(StrCat("sequence ", id, ": mask_follows without sample"));
     }
     const int64_t end = int64_t{step.start_position()} + step.token_ids_size();
     if (end > max_model_len_) {
@@ -123,6 +137,26 @@ absl::Status StepExecutor::Validate(const v1::StepRequest& request) const {
                             " need more KV blocks than its table's ", capacity / block_size));
     }
   }
+  if (request.has_late_masks()) return Invalid("LateMasks where a step was expected");
+  return absl::OkStatus();
+}
+
+absl::Status StepExecutor::ValidateLateMasks(const v1::StepRequest& request,
+                                             const v1::StepRequest& late) const {
+  if (!late.has_late_masks() || late.step_id() != request.step_id()) {
+    return Invalid(StrCat("step ", request.step_id(), " has mask_follows sequences, but the next message is not its LateMasks"));
+  }
+  const auto& masks = late.late_masks().allowed_token_masks();
+  if (masks.size() != CountMaskFollows(request)) {
+    return Invalid(StrCat("step ", request.step_id(), ": ", masks.size(), " late masks for ",
+                          CountMaskFollows(request), " mask_follows sequences"));
+  }
+  int next = 0;
+  for (const v1::ScheduledSequence& step : request.scheduled()) {
+    if (!step.mask_follows()) continue;
+    const std::string& mask = masks[next++];
+    if (!mask.empty()) DUET_RETURN_IF_ERROR(CheckMask(mask, model_.config().vocab_size, step.seq_id()));
+  }
   return absl::OkStatus();
 }
 
@@ -135,9 +169,21 @@ v1::StepResult StepExecutor::Rejected(const v1::StepRequest& request,
   return result;
 }
 
-absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& request) {
+absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& request,
+                                                     const ReadLateMasks& read_late_masks) {
   const auto started = std::chrono::steady_clock::now();
-  if (absl::Status valid = Validate(request); !valid.ok()) return Rejected(request, valid);
+  const bool masks_follow = CountMaskFollows(request) > 0;
+  v1::StepRequest late;
+  auto read_late = [&]() -> absl::Status {
+    if (read_late_masks == nullptr || !read_late_masks(&late)) {
+      return absl::UnavailableError(StrCat("the stream ended before the late masks of step ", request.step_id()));
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status valid = Validate(request); !valid.ok()) {
+    if (masks_follow) DUET_RETURN_IF_ERROR(read_late());
+    return Rejected(request, valid);
+  }
 
   const int64_t vocab_size = model_.config().vocab_size;
   const int64_t block_size = cache_.layout().block_size;
@@ -206,6 +252,19 @@ absl::StatusOr<v1::StepResult> StepExecutor::Execute(const v1::StepRequest& requ
   if (batch.num_tokens() > 0) {
     std::vector<float> logits(batch.logit_rows.size() * vocab_size);  // [samples, vocab]
     DUET_RETURN_IF_ERROR(model_.Forward(backend_, comm_, batch, cache_, logits.data()));
+    if (masks_follow) {
+      DUET_RETURN_IF_ERROR(read_late());
+      // Too late to reject the step as a whole: the KV cache and the
+      // sequences have changed, so this breaks the group.
+      DUET_RETURN_IF_ERROR(ValidateLateMasks(request, late));
+      int next = 0;
+      for (int i = 0, row = 0; i < request.scheduled_size(); ++i) {
+        const v1::ScheduledSequence& step = request.scheduled(i);
+        if (!step.sample()) continue;
+        if (step.mask_follows()) masks[row] = late.late_masks().allowed_token_masks(next++);
+        ++row;
+      }
+    }
     if (comm_.rank() == 0 && !sampled.empty()) {
       std::vector<SampleRow> rows;
       for (size_t i = 0; i < sampled.size(); ++i) {

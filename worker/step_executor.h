@@ -7,6 +7,9 @@
 #define DUET_WORKER_STEP_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -36,8 +39,18 @@ class StepExecutor {
   // the pool, positions past the block table or max_model_len) yields a
   // StepResult whose `error` says why; nothing ran and no state changed.
   // Every rank validates identically, so all of them reject it together.
-  // A returned error status comes from a collective: the group is broken.
-  absl::StatusOr<v1::StepResult> Execute(const v1::StepRequest& request);
+  // A returned error status comes from a collective, or from a request's
+  // LateMasks (the stream ended before them, or they are malformed, found
+  // only after the forward pass changed the state): the group is broken.
+  //
+  // When some scheduled sequence has mask_follows, `read_late_masks` reads
+  // the message that carries their masks (false: the stream ended). It is
+  // called once, after the forward pass (so the router computes the masks
+  // while the model runs), and also when the request is rejected, so the
+  // stream stays in step.
+  using ReadLateMasks = std::function<bool(v1::StepRequest*)>;
+  absl::StatusOr<v1::StepResult> Execute(const v1::StepRequest& request,
+                                         const ReadLateMasks& read_late_masks = nullptr);
 
   int64_t num_sequences() const { return static_cast<int64_t>(sequences_.size()); }
 
@@ -54,6 +67,8 @@ class StepExecutor {
 
   // Checks the whole request against the current state; no side effects.
   absl::Status Validate(const v1::StepRequest& request) const;
+  // Checks `late` against the mask_follows sequences of `request`.
+  absl::Status ValidateLateMasks(const v1::StepRequest& request, const v1::StepRequest& late) const;
   v1::StepResult Rejected(const v1::StepRequest& request, const absl::Status& why) const;
 
   const DecoderModel& model_;

@@ -314,7 +314,8 @@ grpc::Status WorkerService::Step(
   grpc::Status outcome = grpc::Status::OK;
   v1::StepRequest request;
   while (stream->Read(&request)) {
-    absl::StatusOr<v1::StepResult> result = executor.Execute(request);
+    absl::StatusOr<v1::StepResult> result =
+        executor.Execute(request, [stream](v1::StepRequest* late) { return stream->Read(late); });
     if (!result.ok()) {
       if (absl::IsDeadlineExceeded(result.status())) {
         (options_.on_fatal ? options_.on_fatal : DefaultOnFatal)(result.status());

@@ -51,10 +51,13 @@ struct SampleState {
   Sequence seq;
   bool finished = false;
   TextOutput text;
-  // Structured output: the grammar state of this sample's tokens, and the
-  // bitmask of the tokens it allows next (sent with the step that samples).
+  // Structured output: the grammar state of this sample's tokens. The mask
+  // of the tokens it allows next is computed while the workers run the
+  // forward pass of the step that samples it; dead_end is set when that
+  // mask allowed nothing (the step then samples freely and the token is
+  // dropped with the request).
   std::unique_ptr<grammar::GrammarMatcher> matcher;
-  std::string allowed_token_mask;
+  bool dead_end = false;
 };
 
 bool AllowsNothing(const std::string& mask) {
@@ -267,7 +270,6 @@ class Engine::Impl {
         std::vector<int32_t> stops(model_info_.eos_token_ids.begin(), model_info_.eos_token_ids.end());
         stops.insert(stops.end(), raw.stop_token_ids.begin(), raw.stop_token_ids.end());
         sample->matcher = std::make_unique<grammar::GrammarMatcher>(raw.grammar, std::move(stops));
-        sample->allowed_token_mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
       }
       request->sample_seeds.push_back(i == 0 ? base_seed : MixSeed(base_seed, i));
       sequences_[sample->seq.seq_id] = sample.get();
@@ -280,13 +282,7 @@ class Engine::Impl {
     const int32_t num_admitted_now = request->siblings_held ? 1 : raw.n;
     for (int32_t i = 0; i < num_admitted_now; ++i) scheduler_.AddWaiting(&request->samples[i]->seq);
     num_prompt_tokens_ += static_cast<int64_t>(raw.n) * request->request.num_prompt_tokens();
-    RequestState* admitted = request.get();
     requests_[request->id] = std::move(request);
-    if (raw.grammar != nullptr && AllowsNothing(admitted->samples[0]->allowed_token_mask)) {
-      std::vector<OutputItem> items;
-      FailRequest(admitted, GrammarDeadEnd(), &items);
-      Emit(std::move(items));
-    }
   }
 
   void ReleaseSiblings(RequestState* request) {
@@ -317,8 +313,9 @@ class Engine::Impl {
     for (uint64_t id : dropped_seq_ids_) step.add_finished_seq_ids(id);
     for (uint64_t id : plan.dropped_seq_ids) step.add_finished_seq_ids(id);
     dropped_seq_ids_.clear();
+    std::vector<SampleState*> constrained;  // the samples whose masks follow the request
     for (const ScheduledChunk& chunk : plan.chunks) {
-      const SampleState* sample = sequences_.at(chunk.seq->seq_id);
+      SampleState* sample = sequences_.at(chunk.seq->seq_id);
       worker::v1::SamplingParams sampling;
       if (chunk.new_to_workers) {
         sampling = sample->request->sampling;
@@ -326,10 +323,23 @@ class Engine::Impl {
       }
       AddChunk(chunk, sampling, &step);
       if (chunk.sample && sample->matcher != nullptr) {
-        step.mutable_scheduled()->rbegin()->set_allowed_token_mask(sample->allowed_token_mask);
+        step.mutable_scheduled()->rbegin()->set_mask_follows(true);
+        constrained.push_back(sample);
       }
     }
-    absl::StatusOr<worker::v1::StepResult> result = client_->Step(step);
+    absl::StatusOr<worker::v1::StepResult> result =
+        constrained.empty() ? client_->Step(step)
+                            : client_->StepWithLateMasks(step, [this, &constrained] {
+                                // Runs while the workers run the forward pass.
+                                worker::v1::LateMasks masks;
+                                for (SampleState* sample : constrained) {
+                                  std::string mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
+                                  sample->dead_end = AllowsNothing(mask);
+                                  if (sample->dead_end) mask.clear();  // any token; dropped with the request
+                                  masks.add_allowed_token_masks(std::move(mask));
+                                }
+                                return masks;
+                              });
     ++num_steps_;
     if (!result.ok()) {
       LOG(ERROR) << "step " << step_id_ << " failed: " << result.status();
@@ -350,6 +360,10 @@ class Engine::Impl {
       if (it == sequences_.end()) continue;  // finished while the step ran
       SampleState* sample = it->second;
       RequestState* request = sample->request;
+      if (sample->dead_end) {
+        FailRequest(request, GrammarDeadEnd(), &items);
+        continue;
+      }
       Sequence& seq = sample->seq;
       seq.token_ids.push_back(sampled.token_id());
       OutputItem item(OutputItem::Kind::kToken, requests_.at(request->id));
@@ -369,13 +383,6 @@ class Engine::Impl {
         if (sample->matcher->terminated()) {
           item.token.finish_reason = FinishReason::kStop;
           item.token.stop_token_id = sampled.token_id();
-        } else if (item.token.finish_reason == FinishReason::kNone) {
-          sample->allowed_token_mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
-          if (AllowsNothing(sample->allowed_token_mask)) {
-            items.push_back(std::move(item));
-            FailRequest(request, GrammarDeadEnd(), &items);
-            continue;
-          }
         }
       }
       items.push_back(std::move(item));

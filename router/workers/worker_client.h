@@ -6,6 +6,8 @@
 #ifndef DUET_ROUTER_WORKERS_WORKER_CLIENT_H_
 #define DUET_ROUTER_WORKERS_WORKER_CLIENT_H_
 
+#include <functional>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "duet/worker/v1/worker.pb.h"
@@ -21,6 +23,28 @@ class WorkerClient {
   // Unavailable: a rank failed; every sequence the workers held is gone
   // until Reinitialize succeeds.
   virtual absl::StatusOr<worker::v1::StepResult> Step(const worker::v1::StepRequest& request) = 0;
+
+  // Computes the masks of a request's mask_follows sequences, in request
+  // order (LateMasks in worker.proto).
+  using LateMaskFn = std::function<worker::v1::LateMasks()>;
+
+  // Step for a request with mask_follows sequences: `late_masks` is called
+  // once. WorkerGroup calls it after sending the request, so the masks are
+  // computed while the workers run the forward pass, and sends them after.
+  // This default, for fakes, computes them first and sends them inside the
+  // request: the same step, without the overlap.
+  virtual absl::StatusOr<worker::v1::StepResult> StepWithLateMasks(const worker::v1::StepRequest& request,
+                                                                  const LateMaskFn& late_masks) {
+    worker::v1::StepRequest merged = request;
+    const worker::v1::LateMasks masks = late_masks();
+    int next = 0;
+    for (worker::v1::ScheduledSequence& step : *merged.mutable_scheduled()) {
+      if (!step.mask_follows()) continue;
+      step.set_mask_follows(false);
+      if (next < masks.allowed_token_masks_size()) step.set_allowed_token_mask(masks.allowed_token_masks(next++));
+    }
+    return Step(merged);
+  }
 
   // Forms the group again after a failure; workers start with no sequences.
   virtual absl::Status Reinitialize() = 0;

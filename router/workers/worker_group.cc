@@ -178,16 +178,36 @@ absl::Status WorkerGroup::Broken(const absl::Status& why) {
 }
 
 absl::StatusOr<StepResult> WorkerGroup::Step(const StepRequest& request) {
+  return RunStep(request, nullptr);
+}
+
+absl::StatusOr<StepResult> WorkerGroup::StepWithLateMasks(const StepRequest& request,
+                                                          const LateMaskFn& late_masks) {
+  return RunStep(request, &late_masks);
+}
+
+absl::StatusOr<StepResult> WorkerGroup::RunStep(const StepRequest& request, const LateMaskFn* late_masks) {
   if (broken_) {
     return absl::UnavailableError(StrCat("workers are not ready", broken_reason_.empty() ? "" : ": ",
                                          broken_reason_));
   }
   const int world_size = this->world_size();
-  for (int rank = 0; rank < world_size; ++rank) {
-    if (!streams_[rank]->Write(request)) {
-      // The stream is gone; its reader reports why (or the wait below times out).
-      LOG(WARNING) << "worker rank " << rank << ": writing step " << request.step_id() << " failed";
+  auto send = [&](const StepRequest& message) {
+    for (int rank = 0; rank < world_size; ++rank) {
+      if (!streams_[rank]->Write(message)) {
+        // The stream is gone; its reader reports why (or the wait below times out).
+        LOG(WARNING) << "worker rank " << rank << ": writing step " << request.step_id() << " failed";
+      }
     }
+  };
+  send(request);
+  if (late_masks != nullptr) {
+    // The workers run the forward pass meanwhile and wait for these only
+    // to sample.
+    StepRequest late;
+    late.set_step_id(request.step_id());
+    *late.mutable_late_masks() = (*late_masks)();
+    send(late);
   }
   const std::shared_ptr<Mailbox> mailbox = mailbox_;
   std::vector<StepResult> results(world_size);

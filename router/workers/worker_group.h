@@ -62,6 +62,8 @@ class WorkerGroup : public WorkerClient {
   // nothing ran, the group stays usable); Unavailable when a rank failed or
   // timed out (the group is then broken).
   absl::StatusOr<worker::v1::StepResult> Step(const worker::v1::StepRequest& request) override;
+  absl::StatusOr<worker::v1::StepResult> StepWithLateMasks(const worker::v1::StepRequest& request,
+                                                          const LateMaskFn& late_masks) override;
 
   bool broken() const { return broken_; }
 
@@ -81,6 +83,10 @@ class WorkerGroup : public WorkerClient {
   absl::Status Form();
   void CloseStreams();
   absl::Status Broken(const absl::Status& why);
+  // Sends `request` to every rank (then `late`, when given) and collects
+  // the results.
+  absl::StatusOr<worker::v1::StepResult> RunStep(const worker::v1::StepRequest& request,
+                                                 const LateMaskFn* late_masks);
 
   WorkerGroupOptions options_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;

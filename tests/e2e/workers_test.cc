@@ -314,6 +314,68 @@ TEST(WorkersFaultTest, RejectedStepLeavesTheGroupUsable) {
   RunFixture(**group, LoadReference(FixtureDir("qwen3")), (*group)->info().vocab_size(), 1);
 }
 
+// Structured output overlapped with the forward pass: the request goes out
+// first, the masks are computed while both ranks run it, and rank 0 samples
+// inside them. Both ranks wait for the masks (compute_micros covers the
+// time the router spent on them), also for a rejected request, whose masks
+// are read and dropped so the stream stays in step.
+TEST(WorkersLateMasksTest, MasksSentAfterTheRequestDecideTheSample) {
+  auto workers = StartWorkers(2);
+  absl::StatusOr<std::unique_ptr<WorkerGroup>> group = WorkerGroup::Start(GroupOptions(workers, "qwen3"));
+  ASSERT_TRUE(group.ok()) << group.status();
+  Driver driver(**group);
+  const int64_t vocab = (*group)->info().vocab_size();
+  const std::vector<int32_t> prompt = {5, 6, 7, 8};
+
+  v1::StepRequest free = driver.NewStep();
+  Driver::AddSequence(free, 1, prompt, 0);
+  driver.Schedule(free, 1, prompt, 0, true);
+  absl::StatusOr<v1::StepResult> result = (*group)->Step(free);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const int32_t greedy = result->sampled(0).token_id();
+  const int32_t allowed = (greedy + 1) % static_cast<int32_t>(vocab);
+
+  v1::StepRequest step = driver.NewStep();
+  Driver::AddSequence(step, 2, prompt, 0);
+  driver.Schedule(step, 2, prompt, 0, true);
+  step.mutable_scheduled(0)->set_mask_follows(true);
+  constexpr auto kMaskTime = std::chrono::milliseconds(300);
+  int calls = 0;
+  result = (*group)->StepWithLateMasks(step, [&] {
+    ++calls;
+    std::this_thread::sleep_for(kMaskTime);  // a grammar's first mask can take this long
+    v1::LateMasks masks;
+    std::string mask(allowed / 8 + 1, '\0');
+    mask[allowed / 8] = static_cast<char>(1 << (allowed % 8));
+    masks.add_allowed_token_masks(mask);
+    return masks;
+  });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(result->sampled_size(), 1);
+  EXPECT_EQ(result->sampled(0).token_id(), allowed);
+  // The workers had the request while the masks were computed.
+  EXPECT_GE(result->compute_micros(), std::chrono::microseconds(kMaskTime).count());
+
+  // Rejected (sequence 2 exists already): its masks are still consumed.
+  step = driver.NewStep();
+  Driver::AddSequence(step, 2, prompt, 0);
+  driver.Schedule(step, 2, {allowed}, static_cast<int64_t>(prompt.size()), true);
+  step.mutable_scheduled(0)->set_mask_follows(true);
+  result = (*group)->StepWithLateMasks(step, [] {
+    v1::LateMasks masks;
+    masks.add_allowed_token_masks("");
+    return masks;
+  });
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_FALSE((*group)->broken());
+  v1::StepRequest decode = driver.NewStep();
+  driver.Schedule(decode, 2, {allowed}, static_cast<int64_t>(prompt.size()), true);
+  result = (*group)->Step(decode);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->sampled_size(), 1);
+}
+
 // Init errors: each is clear, names the rank, and the workers stay usable.
 TEST(WorkersInitTest, BadInitRequestsGetClearErrors) {
   auto workers = StartWorkers(2, {"--connect-timeout=10"});

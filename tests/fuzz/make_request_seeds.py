@@ -225,6 +225,23 @@ STEPS = {
                            'top_k: 0 temperature: -1 top_logprobs: 100 repetition_penalty: 0 } } '
                            'scheduled { seq_id: 1 token_ids: [1] new_block_ids: [0] sample: true }'],
     "steps_empty_schedule": ['step_id: 4 scheduled { seq_id: 1 sample: true }', 'step_id: 5'],
+    # Structured output: a mask in the request, masks that follow it (one
+    # empty: any token), then masks of the wrong count, and a stream that
+    # ends before them.
+    "steps_masks": [
+        'step_id: 1 new_sequences { seq_id: 1 prompt_token_ids: [1, 2] sampling { temperature: 1 seed: 3 } } '
+        'new_sequences { seq_id: 2 prompt_token_ids: [3] } '
+        'scheduled { seq_id: 1 token_ids: [1, 2] new_block_ids: [0] sample: true allowed_token_mask: "\\000\\022" } '
+        'scheduled { seq_id: 2 token_ids: [3] new_block_ids: [1] sample: true mask_follows: true }',
+        'step_id: 1 late_masks { allowed_token_masks: "\\377\\001" }',
+        'step_id: 2 scheduled { seq_id: 1 token_ids: [9] start_position: 2 sample: true mask_follows: true } '
+        'scheduled { seq_id: 2 token_ids: [4] start_position: 1 sample: true mask_follows: true }',
+        'step_id: 2 late_masks { allowed_token_masks: "" allowed_token_masks: "\\000\\000\\004" }',
+        'step_id: 3 scheduled { seq_id: 2 token_ids: [5] start_position: 2 sample: true mask_follows: true }',
+        'step_id: 3 late_masks { }'],
+    "steps_masks_missing": [
+        'step_id: 1 new_sequences { seq_id: 1 prompt_token_ids: [1] } '
+        'scheduled { seq_id: 1 token_ids: [1] new_block_ids: [0] sample: true mask_follows: true }'],
 }
 
 

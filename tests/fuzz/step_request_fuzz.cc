@@ -9,8 +9,9 @@
 // format separated by lines "---" (readable seeds). Steps that do not decode
 // are skipped, as gRPC refuses them before the service.
 //
-// Invariants: Execute never fails on one rank (a failure would mean a broken
-// group); a rejected step says why, samples nothing and changes no state; an
+// Invariants: Execute fails on one rank only for a request whose masks follow
+// when its LateMasks are missing or malformed (elsewhere a failure would mean
+// a broken group); a rejected step says why, samples nothing and changes no state; an
 // accepted one samples once per ScheduledSequence with sample = true, every
 // token in the vocabulary, logprobs (when asked) finite, at most 0 and with
 // at most the requested alternatives, the sampled token's among them.
@@ -141,10 +142,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int64_t vocab_size = fixture.model->config().vocab_size;
   // The top_logprobs each live sequence asked for (UINT32_MAX: none).
   absl::flat_hash_map<uint64_t, uint32_t> top_logprobs_of;
-  for (const v1::StepRequest& request : steps) {
+  for (size_t next = 0; next < steps.size();) {
+    const v1::StepRequest& request = steps[next++];
     const int64_t sequences_before = executor.num_sequences();
-    const absl::StatusOr<v1::StepResult> result = executor.Execute(request);
-    FUZZ_CHECK(result.ok());
+    // As the service does: a request's LateMasks are the next message.
+    const absl::StatusOr<v1::StepResult> result = executor.Execute(request, [&](v1::StepRequest* late) {
+      if (next == steps.size()) return false;
+      *late = steps[next++];
+      return true;
+    });
+    if (!result.ok()) {
+      // Only a request whose masks follow can fail on one rank (its
+      // LateMasks missing or malformed); the group is then formed again.
+      bool masks_follow = false;
+      for (const v1::ScheduledSequence& step : request.scheduled()) masks_follow |= step.mask_follows();
+      FUZZ_CHECK(masks_follow);
+      break;
+    }
     FUZZ_CHECK(result->step_id() == request.step_id());
     if (!result->error().empty()) {
       FUZZ_CHECK(result->sampled_size() == 0);

@@ -4,8 +4,10 @@
 // continues with exactly the tokens it would have produced, penalties and
 // seeded draws included; sequences sample independently of their batch.
 #include <memory>
+#include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/model_config.h"
@@ -16,6 +18,8 @@
 
 namespace duet::worker {
 namespace {
+
+using ::testing::HasSubstr;
 
 constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 64;
@@ -218,6 +222,138 @@ TEST_F(StepExecutorTest, AllowedTokenMaskDecidesTheSample) {
   ASSERT_TRUE(result.ok() && result->error().empty()) << result->error();
   ASSERT_EQ(result->sampled_size(), 1);
   EXPECT_EQ(result->sampled(0).token_id(), allowed);
+}
+
+std::string OnlyToken(int32_t token) {
+  std::string mask(token / 8 + 1, '\0');
+  mask[token / 8] = static_cast<char>(1 << (token % 8));
+  return mask;
+}
+
+v1::StepRequest LateMasksOf(uint64_t step_id, const std::vector<std::string>& masks) {
+  v1::StepRequest late;
+  late.set_step_id(step_id);
+  v1::LateMasks* late_masks = late.mutable_late_masks();  // present even when empty
+  for (const std::string& mask : masks) late_masks->add_allowed_token_masks(mask);
+  return late;
+}
+
+TEST_F(StepExecutorTest, LateMasksAreReadOnceAndDecideTheSample) {
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  const std::vector<int32_t> prompt = {5, 6, 7, 8};
+  const std::vector<int32_t> free = Generate(*executor, 1, prompt, Sampled(4), 1, 0);
+  ASSERT_EQ(free.size(), 1u);
+  const int32_t allowed = free[0] == 11 ? 12 : 11;
+  // Two sampled sequences, only the second one's mask follows.
+  int64_t blocks_a = 0, blocks_b = 0;
+  v1::StepRequest request;
+  request.set_step_id(7);
+  AddNew(request, 2, prompt, Sampled(4));
+  AddNew(request, 3, prompt, Sampled(4));
+  Schedule(request, 2, prompt, 0, 8, &blocks_a);
+  Schedule(request, 3, prompt, 0, 16, &blocks_b);
+  request.mutable_scheduled(1)->set_mask_follows(true);
+  int reads = 0;
+  absl::StatusOr<v1::StepResult> result = executor->Execute(request, [&](v1::StepRequest* late) {
+    ++reads;
+    *late = LateMasksOf(7, {OnlyToken(allowed)});
+    return true;
+  });
+  ASSERT_TRUE(result.ok() && result->error().empty()) << result.status() << result->error();
+  EXPECT_EQ(reads, 1);
+  ASSERT_EQ(result->sampled_size(), 2);
+  EXPECT_EQ(result->sampled(0).token_id(), free[0]) << "the other sequence samples freely";
+  EXPECT_EQ(result->sampled(1).token_id(), allowed);
+
+  // An empty late mask allows any token: the same draw as without one.
+  request.Clear();
+  Schedule(request, 3, {allowed}, static_cast<int64_t>(prompt.size()), 16, &blocks_b);
+  request.set_step_id(8);
+  request.mutable_scheduled(0)->set_mask_follows(true);
+  result = executor->Execute(request, [](v1::StepRequest* late) {
+    *late = LateMasksOf(8, {""});
+    return true;
+  });
+  ASSERT_TRUE(result.ok() && result->error().empty()) << result.status() << result->error();
+  EXPECT_EQ(result->sampled_size(), 1);
+}
+
+TEST_F(StepExecutorTest, MalformedLateMasksBreakTheStep) {
+  const int64_t vocab = model_->config().vocab_size;
+  v1::StepRequest request;
+  request.set_step_id(3);
+  int64_t blocks = 0;
+  AddNew(request, 1, {1, 2, 3}, Sampled(1));
+  Schedule(request, 1, {1, 2, 3}, 0, 0, &blocks);
+  request.mutable_scheduled(0)->set_mask_follows(true);
+  auto run = [&](const v1::StepRequest& late) {
+    std::unique_ptr<KvCache> cache;
+    std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+    int reads = 0;
+    absl::StatusOr<v1::StepResult> result = executor->Execute(request, [&](v1::StepRequest* next) {
+      ++reads;
+      *next = late;
+      return true;
+    });
+    EXPECT_EQ(reads, 1);
+    // Found after the forward pass: the state has changed, the group breaks.
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+    return std::string(result.status().message());
+  };
+  EXPECT_THAT(run(LateMasksOf(3, {})), HasSubstr("0 late masks for 1"));
+  EXPECT_THAT(run(LateMasksOf(3, {"", ""})), HasSubstr("2 late masks for 1"));
+  EXPECT_THAT(run(LateMasksOf(4, {""})), HasSubstr("not its LateMasks"));
+  v1::StepRequest not_masks;
+  not_masks.set_step_id(3);
+  EXPECT_THAT(run(not_masks), HasSubstr("not its LateMasks"));
+  EXPECT_THAT(run(LateMasksOf(3, {std::string(4, '\0')})), HasSubstr("allows nothing"));
+  EXPECT_THAT(run(LateMasksOf(3, {std::string((vocab + 7) / 8 + 1, '\xFF')})),
+              HasSubstr("allowed-token mask of"));
+
+  // A stream that ends before the masks breaks the step.
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  absl::StatusOr<v1::StepResult> result = executor->Execute(request, [](v1::StepRequest*) { return false; });
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_FALSE(executor->Execute(request).ok()) << "no reader: the masks cannot come";
+}
+
+TEST_F(StepExecutorTest, ARejectedRequestStillConsumesItsLateMasks) {
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
+  v1::StepRequest request;
+  request.set_step_id(5);
+  int64_t blocks = 0;
+  Schedule(request, 99, {1, 2, 3}, 0, 0, &blocks);  // never added
+  request.mutable_scheduled(0)->set_mask_follows(true);
+  int reads = 0;
+  absl::StatusOr<v1::StepResult> result = executor->Execute(request, [&](v1::StepRequest* late) {
+    ++reads;
+    *late = LateMasksOf(5, {""});
+    return true;
+  });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->error(), HasSubstr("not known"));
+  EXPECT_EQ(reads, 1);
+  // mask_follows only with sample, never with a mask in the request, and a
+  // LateMasks message is never a step.
+  v1::StepRequest bad;
+  AddNew(bad, 1, {1, 2, 3}, Sampled(1));
+  blocks = 0;
+  Schedule(bad, 1, {1, 2, 3}, 0, 0, &blocks);
+  bad.mutable_scheduled(0)->set_mask_follows(true);
+  bad.mutable_scheduled(0)->set_sample(false);
+  auto read_any = [](v1::StepRequest* late) {
+    *late = LateMasksOf(0, {""});
+    return true;
+  };
+  EXPECT_THAT(executor->Execute(bad, read_any)->error(), HasSubstr("mask_follows without sample"));
+  bad.mutable_scheduled(0)->set_sample(true);
+  bad.mutable_scheduled(0)->set_allowed_token_mask("\x01");
+  EXPECT_THAT(executor->Execute(bad, read_any)->error(), HasSubstr("an allowed-token mask and mask_follows"));
+  EXPECT_THAT(executor->Execute(LateMasksOf(9, {""}))->error(), HasSubstr("LateMasks where a step"));
+  EXPECT_EQ(executor->num_sequences(), 0);
 }
 
 TEST_F(StepExecutorTest, InvalidRequestsChangeNothing) {
