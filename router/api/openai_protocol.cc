@@ -417,10 +417,15 @@ std::optional<OpenAiError> ParseGeneration(const Json& body, const ProtocolLimit
 }
 
 // Message content as text: a string, or the text parts of an array joined
-// by newlines (as vLLM does); null stays null (an assistant turn with tool
-// calls only).
+// by newlines; null (an assistant turn with tool calls only) or absent is
+// the empty text. As vLLM hands messages to the template: Qwen3's tests
+// `'</think>' in message.content`, which null would fail.
 std::optional<OpenAiError> FlattenContent(Json* content) {
-  if (content->is_null() || content->is_string()) return std::nullopt;
+  if (content->is_null()) {
+    *content = "";
+    return std::nullopt;
+  }
+  if (content->is_string()) return std::nullopt;
   if (!content->is_array()) return MustBe("messages", "objects whose content is a string or an array of parts");
   std::string text;
   bool first = true;

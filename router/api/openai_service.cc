@@ -5,6 +5,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "common/str_cat.h"
 #include "glog/logging.h"
@@ -455,6 +456,17 @@ OpenAiError ErrorForStatus(const absl::Status& status) {
   }
 }
 
+bool OpenAiService::PromptClosesReasoning(absl::Span<const int32_t> token_ids) const {
+  for (size_t i = token_ids.size(); i-- > 0;) {
+    if (token_ids[i] == think_tag_ids_->second) return true;
+    absl::StatusOr<std::string> text = assets_->tokenizer->Decode(token_ids.subspan(i, 1), /*skip_special_tokens=*/false);
+    if (!text.ok() || !std::all_of(text->begin(), text->end(), [](char c) { return absl::ascii_isspace(c); })) {
+      return false;
+    }
+  }
+  return false;
+}
+
 OpenAiService::OpenAiService(engine::Engine* engine, const ModelAssets* assets, OpenAiOptions options,
                              Metrics* metrics)
     : engine_(engine),
@@ -600,6 +612,7 @@ void OpenAiService::HandleChat(const Json& body, const std::shared_ptr<HttpRespo
   built.token_ids = std::move(prompt->token_ids);
   if (think_tag_ids_.has_value()) {
     built.opens_reasoning = PromptOpensReasoning(built.token_ids, think_tag_ids_->first, think_tag_ids_->second);
+    built.closes_reasoning = PromptClosesReasoning(built.token_ids);
   }
   const int32_t max_model_len = engine_->model_info().max_model_len;
   if (std::optional<OpenAiError> error = CheckContextLength(static_cast<int32_t>(built.token_ids.size()),
@@ -651,9 +664,10 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
   config.include_usage = settings.include_usage;
   config.logprobs = settings.logprobs.has_value();
   config.n = settings.request.n;
-  // A constrained output is the constraint's text from its first token: no
-  // reasoning section is split off it.
-  config.reasoning = chat && think_tag_ids_.has_value() && !settings.structured.has_value();
+  // A constrained output from a reasoning model thinks first, freely, and
+  // the constraint holds from the end of its think block (see
+  // GenerateRequest::grammar_after_reasoning).
+  config.reasoning = chat && think_tag_ids_.has_value();
   config.tool_format = chat ? settings.tool_format : std::optional<ToolCallFormat>();
   config.parallel_tool_calls = settings.parallel_tool_calls;
   config.eos_token_ids = engine_->model_info().eos_token_ids;
@@ -685,6 +699,13 @@ void OpenAiService::Generate(Endpoint endpoint, const GenerationSettings& settin
     engine::GenerateRequest request = settings.request;
     request.cache_salt = cache_salt;
     request.grammar = constraint;
+    if (constraint != nullptr && config.reasoning && !prompts[i].closes_reasoning) {
+      engine::GenerateRequest::GrammarAfterReasoning think;
+      think.open = prompts[i].opens_reasoning;
+      think.start_token = think_tag_ids_->first;
+      think.end_token = think_tag_ids_->second;
+      request.grammar_after_reasoning = think;
+    }
     request.request_id = prompts.size() == 1 ? config.header.id : StrCat(config.header.id, "-", i);
     request.prompt_token_ids = std::move(prompts[i].token_ids);
     num_prompt_tokens.push_back(static_cast<int32_t>(request.prompt_token_ids.size()));

@@ -40,6 +40,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "router/api/api_keys.h"
 #include "router/api/http_server.h"
 #include "router/api/metrics.h"
@@ -93,9 +94,14 @@ class OpenAiService {
   struct Prompt {
     std::vector<int32_t> token_ids;
     bool opens_reasoning = false;  // the template already opened <think>
+    // The template wrote a closed think block where the answer starts (e.g.
+    // Qwen3's enable_thinking=false): no reasoning comes.
+    bool closes_reasoning = false;
   };
   enum class Endpoint { kChat, kCompletion };
 
+  // Whether the prompt ends with </think> and whitespace (needs think_tag_ids_).
+  bool PromptClosesReasoning(absl::Span<const int32_t> token_ids) const;
   void Route(const HttpRequest& request, const std::shared_ptr<HttpResponder>& responder);
   // Whether the request may go on; `tenant` is its key's holder (nullptr
   // when no keys are configured).

@@ -58,7 +58,19 @@ struct SampleState {
   // dropped with the request).
   std::unique_ptr<grammar::GrammarMatcher> matcher;
   bool dead_end = false;
+  // A reasoning model's think block goes first, unconstrained
+  // (GenerateRequest::grammar_after_reasoning): kFirstToken may open it,
+  // kReasoning runs until it closes, kActive is under the grammar.
+  enum class GrammarPhase { kFirstToken, kReasoning, kActive };
+  GrammarPhase phase = GrammarPhase::kActive;
 };
+
+// Sets token id `token` in an allowed-token bitmask, growing it as needed.
+void AllowToken(int32_t token, std::string* mask) {
+  const size_t byte = static_cast<size_t>(token) / 8;
+  if (mask->size() <= byte) mask->resize(byte + 1, '\0');
+  (*mask)[byte] = static_cast<char>((*mask)[byte] | (1 << (token % 8)));
+}
 
 bool AllowsNothing(const std::string& mask) {
   return std::all_of(mask.begin(), mask.end(), [](char c) { return c == 0; });
@@ -270,6 +282,10 @@ class Engine::Impl {
         std::vector<int32_t> stops(model_info_.eos_token_ids.begin(), model_info_.eos_token_ids.end());
         stops.insert(stops.end(), raw.stop_token_ids.begin(), raw.stop_token_ids.end());
         sample->matcher = std::make_unique<grammar::GrammarMatcher>(raw.grammar, std::move(stops));
+        if (raw.grammar_after_reasoning.has_value()) {
+          sample->phase = raw.grammar_after_reasoning->open ? SampleState::GrammarPhase::kReasoning
+                                                            : SampleState::GrammarPhase::kFirstToken;
+        }
       }
       request->sample_seeds.push_back(i == 0 ? base_seed : MixSeed(base_seed, i));
       sequences_[sample->seq.seq_id] = sample.get();
@@ -322,7 +338,7 @@ class Engine::Impl {
         sampling.set_seed(sample->request->sample_seeds[sample->index]);
       }
       AddChunk(chunk, sampling, &step);
-      if (chunk.sample && sample->matcher != nullptr) {
+      if (chunk.sample && sample->matcher != nullptr && sample->phase != SampleState::GrammarPhase::kReasoning) {
         step.mutable_scheduled()->rbegin()->set_mask_follows(true);
         constrained.push_back(sample);
       }
@@ -336,6 +352,10 @@ class Engine::Impl {
                                   std::string mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
                                   sample->dead_end = AllowsNothing(mask);
                                   if (sample->dead_end) mask.clear();  // any token; dropped with the request
+                                  if (!sample->dead_end && sample->phase == SampleState::GrammarPhase::kFirstToken) {
+                                    AllowToken(sample->request->request.request().grammar_after_reasoning->start_token,
+                                               &mask);
+                                  }
                                   masks.add_allowed_token_masks(std::move(mask));
                                 }
                                 return masks;
@@ -370,7 +390,7 @@ class Engine::Impl {
       item.sample = sample;
       item.token = ToSampledOutput(sampled, seq, request->request, model_info_.eos_token_ids,
                                    model_info_.max_model_len);
-      if (sample->matcher != nullptr) {
+      if (sample->matcher != nullptr && UnderGrammar(sample, sampled.token_id())) {
         if (!sample->matcher->AcceptToken(sampled.token_id())) {
           // The workers sample inside the mask, so this is a bug, reported
           // rather than streamed as output that breaks the grammar.
@@ -397,6 +417,24 @@ class Engine::Impl {
       output_mu_.Await(absl::Condition(&caught_up));
     }
     Emit(std::move(items));
+  }
+
+  // Moves `sample` through its think block; true when `token` is output
+  // the grammar constrains.
+  static bool UnderGrammar(SampleState* sample, int32_t token) {
+    using Phase = SampleState::GrammarPhase;
+    const auto& reasoning = sample->request->request.request().grammar_after_reasoning;
+    switch (sample->phase) {
+      case Phase::kActive:
+        return true;
+      case Phase::kReasoning:
+        if (token == reasoning->end_token) sample->phase = Phase::kActive;
+        return false;
+      case Phase::kFirstToken:
+        sample->phase = token == reasoning->start_token ? Phase::kReasoning : Phase::kActive;
+        return sample->phase == Phase::kActive;
+    }
+    return true;
   }
 
   // Ends every sample of `request` with `error` (queued into `items`).

@@ -70,6 +70,15 @@ absl::StatusOr<ValidatedRequest> ValidateRequest(GenerateRequest request, const 
                           limits.max_model_len, " tokens"));
   }
   DUET_RETURN_IF_ERROR(ValidateSampling(request.sampling, limits));
+  if (request.grammar_after_reasoning.has_value()) {
+    const GenerateRequest::GrammarAfterReasoning& reasoning = *request.grammar_after_reasoning;
+    if (request.grammar == nullptr) return Invalid("grammar_after_reasoning without a grammar");
+    for (int32_t id : {reasoning.start_token, reasoning.end_token}) {
+      if (id < 0 || id >= limits.vocab_size) {
+        return Invalid(StrCat("reasoning token id ", id, " is outside the vocabulary [0, ", limits.vocab_size, ")"));
+      }
+    }
+  }
   const int32_t room = limits.max_model_len - num_prompt_tokens;
   int32_t max_tokens = room;
   if (request.max_tokens) {

@@ -59,6 +59,16 @@ struct GenerateRequest {
   // (the front end compiled it against the model's vocabulary); the sample
   // ends when the grammar is complete and a stop token is taken.
   std::shared_ptr<grammar::CompiledGrammar> grammar;
+  // With a grammar, for a reasoning model: its think block is not
+  // constrained; the grammar applies from the token after `end_token`.
+  // `open`: the prompt opened the block. Otherwise the first output token
+  // may be `start_token` (which opens it) besides what the grammar allows.
+  struct GrammarAfterReasoning {
+    bool open = false;
+    int32_t start_token = -1;
+    int32_t end_token = -1;
+  };
+  std::optional<GrammarAfterReasoning> grammar_after_reasoning;
 };
 
 // The model and the engine's limits a request is checked against.

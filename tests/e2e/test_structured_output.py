@@ -50,6 +50,15 @@ SCHEMAS = {
 }
 
 
+def chat(server, **kwargs):
+    """A chat completion with the template's thinking off: the random model
+    would otherwise open a think block it never closes, and the constraint
+    holds only after it (tested on its own below)."""
+    extra = dict(kwargs.pop("extra_body", None) or {})
+    extra.setdefault("chat_template_kwargs", {"enable_thinking": False})
+    return server.chat.completions.create(extra_body=extra, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not (MODEL_DIR / "config.json").exists() or not DUET.exists():
@@ -65,7 +74,7 @@ def server(tmp_path_factory):
 def test_sampled_outputs_validate_against_the_schema(server, name):
     schema = SCHEMAS[name]
     for seed in range(3):
-        completion = server.chat.completions.create(
+        completion = chat(server,
             model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=seed, n=4, max_tokens=400,
             response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
         for choice in completion.choices:
@@ -74,14 +83,14 @@ def test_sampled_outputs_validate_against_the_schema(server, name):
 
 
 def test_json_object_and_streaming_deltas(server):
-    completion = server.chat.completions.create(
+    completion = chat(server,
         model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=11, max_tokens=400,
         response_format={"type": "json_object"}, extra_body={"top_k": 50})
     if completion.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(completion.choices[0].message.content), dict)
     else:  # an unbounded object may run to max_tokens; it is then a valid prefix
         assert completion.choices[0].message.content.startswith("{")
-    stream = server.chat.completions.create(
+    stream = chat(server,
         model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=5, max_tokens=400, stream=True,
         response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": SCHEMAS["trip"]}})
     text, finish = "", None
@@ -97,10 +106,10 @@ def test_json_object_and_streaming_deltas(server):
 def test_vllm_guided_fields_on_both_endpoints(server):
     pattern = r"[a-z]{2,5}-\d{3}"
     for seed in range(4):
-        chat = server.chat.completions.create(
+        answer = chat(server,
             model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=seed, max_tokens=50,
             extra_body={"guided_regex": pattern})
-        assert re.fullmatch(pattern, chat.choices[0].message.content), chat.choices[0].message.content
+        assert re.fullmatch(pattern, answer.choices[0].message.content), answer.choices[0].message.content
         completion = server.completions.create(
             model="duet-tiny", prompt="The answer is", temperature=1.0, seed=seed, max_tokens=20,
             extra_body={"guided_choice": ["yes", "no", "maybe later"]})
@@ -122,10 +131,10 @@ def test_unenforceable_constraints_are_400(server):
     ]
     for body, needle in cases:
         with pytest.raises(openai.BadRequestError) as error:
-            server.chat.completions.create(model="duet-tiny", messages=MESSAGES, max_tokens=5, extra_body=body)
+            chat(server, model="duet-tiny", messages=MESSAGES, max_tokens=5, extra_body=body)
         assert needle in str(error.value), str(error.value)
     # The server still answers afterwards.
-    ok = server.chat.completions.create(model="duet-tiny", messages=MESSAGES, max_tokens=3)
+    ok = chat(server, model="duet-tiny", messages=MESSAGES, max_tokens=3)
     assert ok.choices[0].finish_reason == "length"
 
 
@@ -141,7 +150,7 @@ TOOLS = [
 def test_required_and_named_tool_choice_yield_valid_calls(server):
     schemas = {tool["function"]["name"]: tool["function"]["parameters"] for tool in TOOLS}
     for seed in range(3):
-        completion = server.chat.completions.create(
+        completion = chat(server,
             model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=seed, n=2, max_tokens=300, tools=TOOLS,
             tool_choice="required", parallel_tool_calls=False)
         for choice in completion.choices:
@@ -150,12 +159,12 @@ def test_required_and_named_tool_choice_yield_valid_calls(server):
             call = choice.message.tool_calls[0]
             assert call.type == "function" and call.id.startswith("call_")
             jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
-    named = server.chat.completions.create(
+    named = chat(server,
         model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=4, max_tokens=300, tools=TOOLS,
         tool_choice={"type": "function", "function": {"name": "get_weather"}})
     assert [c.function.name for c in named.choices[0].message.tool_calls] == ["get_weather"]
     # Streamed: the first delta names the call, the argument fragments concatenate to valid arguments.
-    stream = server.chat.completions.create(
+    stream = chat(server,
         model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=6, max_tokens=300, tools=TOOLS,
         tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True)
     names, arguments, finish = [], "", None
@@ -170,6 +179,22 @@ def test_required_and_named_tool_choice_yield_valid_calls(server):
     assert names == ["get_weather"] and finish == "tool_calls"
     jsonschema.validate(json.loads(arguments), schemas["get_weather"])
     with pytest.raises(openai.BadRequestError) as error:
-        server.chat.completions.create(model="duet-tiny", messages=MESSAGES, max_tokens=5, tools=TOOLS,
+        chat(server, model="duet-tiny", messages=MESSAGES, max_tokens=5, tools=TOOLS,
                                        tool_choice={"type": "function", "function": {"name": "missing"}})
     assert "tool_choice" in str(error.value)
+
+
+def test_a_think_block_goes_first_then_the_schema(server):
+    # Thinking on: each sample either answered at once under the schema, or
+    # thought first (reasoning_content) and then answered under it, or was
+    # still thinking at max_tokens.
+    schema = SCHEMAS["trip"]
+    completion = server.chat.completions.create(
+        model="duet-tiny", messages=MESSAGES, temperature=1.0, seed=2, n=8, max_tokens=200,
+        response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": schema}})
+    for choice in completion.choices:
+        if choice.finish_reason == "stop":
+            jsonschema.validate(json.loads(choice.message.content), schema)
+        else:
+            assert choice.finish_reason == "length"
+            assert not choice.message.content or choice.message.content.startswith("{"), choice.message

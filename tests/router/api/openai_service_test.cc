@@ -853,6 +853,44 @@ TEST_F(ReasoningTest, TemplateThatOpensTheBlock) {
   EXPECT_EQ(Stream(request), std::make_pair(std::string("Counting."), std::string("Three.")));
 }
 
+// Under a constraint a reasoning model thinks first, unconstrained, and the
+// constraint holds from the end of its think block. The scripted worker
+// ignores masks, so a <think> the grammar does not allow fails the request.
+TEST_F(ReasoningTest, AConstraintHoldsAfterTheThinkBlock) {
+  if (!StartScripted("<think>hmm, JSON</think>{\"a\": [1, 2]}")) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
+  Json request = TinyChat("How many?", 200);
+  request["response_format"] = {{"type", "json_object"}};
+  const Json json = Post("/v1/chat/completions", request)->json();
+  ASSERT_TRUE(json.contains("choices")) << json.dump();
+  EXPECT_EQ(json["choices"][0]["message"]["reasoning_content"], "hmm, JSON");
+  EXPECT_EQ(json["choices"][0]["message"]["content"], "{\"a\": [1, 2]}");
+  EXPECT_EQ(json["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(Stream(request), std::make_pair(std::string("hmm, JSON"), std::string("{\"a\": [1, 2]}")));
+  // Thinking off: the template closed the block, the constraint holds from
+  // the first token, and this <think> breaks it.
+  request["chat_template_kwargs"] = {{"enable_thinking", false}};
+  auto refused = Post("/v1/chat/completions", request);
+  EXPECT_EQ(refused->status(), 500) << refused->json().dump();  // an internal error, its text not shown
+}
+
+TEST_F(ReasoningTest, AConstraintHoldsAfterABlockTheTemplateOpened) {
+  if (!StartScripted("Counting.</think>{\"n\": 3}")) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
+  absl::StatusOr<chat_template::ChatTemplate> opening = chat_template::ChatTemplate::Parse(
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      "<|im_start|>assistant\n<think>\n");
+  ASSERT_TRUE(opening.ok()) << opening.status();
+  assets_->chat_template = *std::move(opening);
+  Json request = TinyChat("How many?", 200);
+  request["response_format"] = {{"type", "json_schema"},
+                                {"json_schema", {{"name", "n"}, {"schema", {{"type", "object"},
+                                                                             {"properties", {{"n", {{"type", "integer"}}}}},
+                                                                             {"required", {"n"}}}}}}};
+  const Json json = Post("/v1/chat/completions", request)->json();
+  ASSERT_TRUE(json.contains("choices")) << json.dump();
+  EXPECT_EQ(json["choices"][0]["message"]["reasoning_content"], "Counting.");
+  EXPECT_EQ(json["choices"][0]["message"]["content"], "{\"n\": 3}");
+}
+
 TEST_F(ReasoningTest, ParserCanBeTurnedOff) {
   OpenAiOptions options;
   options.enable_reasoning_parser = false;

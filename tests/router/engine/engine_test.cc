@@ -412,6 +412,54 @@ TEST_F(EngineTest, GrammarConstrainsEverySampleAndEndsAtTheStopToken) {
   EXPECT_TRUE(std::regex_match(collected.samples[0].text, std::regex("[a-c]{2,4}-(yes|no)")));
 }
 
+TEST_F(EngineTest, AThinkBlockGoesFirstUnconstrainedThenTheGrammar) {
+  std::unique_ptr<Engine> engine = StartEngine();
+  auto vocabulary = grammar::TokenVocabulary::FromTokenizer(*tokenizer_);
+  absl::StatusOr<grammar::Grammar> regex = grammar::RegexGrammar("[0-9]{3}");
+  ASSERT_TRUE(regex.ok());
+  auto compiled = std::make_shared<grammar::CompiledGrammar>(*regex, vocabulary);
+  // 'p' opens the think block and 'q' closes it (letters the fake samples).
+  GenerateRequest::GrammarAfterReasoning think;
+  think.start_token = 'p';
+  think.end_token = 'q';
+  // Opened by the prompt: free letters up to the first 'q', then the grammar.
+  think.open = true;
+  for (int i = 0; i < 6; ++i) {
+    GenerateRequest request = Greedy(StrCat("open ", i), 300);
+    request.grammar = compiled;
+    request.grammar_after_reasoning = think;
+    const Collected collected = Run(*engine, std::move(request));
+    ASSERT_TRUE(collected.error.ok()) << collected.error;
+    EXPECT_TRUE(std::regex_match(collected.samples[0].text, std::regex("[a-pr-z]*q[0-9]{3}")))
+        << collected.samples[0].text;
+    EXPECT_EQ(collected.samples[0].finish_reason, FinishReason::kStop);
+  }
+  // Not opened: the first token is the grammar's or the one that opens it.
+  think.open = false;
+  int thought = 0, answered = 0;
+  for (int i = 0; i < 40; ++i) {
+    GenerateRequest request = Greedy(StrCat("maybe ", i), 300);
+    request.grammar = compiled;
+    request.grammar_after_reasoning = think;
+    const Collected collected = Run(*engine, std::move(request));
+    ASSERT_TRUE(collected.error.ok()) << collected.error;
+    const std::string& text = collected.samples[0].text;
+    EXPECT_TRUE(std::regex_match(text, std::regex("(p[a-pr-z]*q)?[0-9]{3}"))) << text;
+    (text[0] == 'p' ? thought : answered) += 1;
+  }
+  EXPECT_GT(thought, 0);
+  EXPECT_GT(answered, 0);
+  // Out of the vocabulary, or without a grammar: refused.
+  GenerateRequest bad = Greedy("bad", 4);
+  bad.grammar = compiled;
+  bad.grammar_after_reasoning = think;
+  bad.grammar_after_reasoning->end_token = 999;
+  EXPECT_FALSE(ValidateRequest(bad, engine->request_limits()).ok());
+  bad.grammar_after_reasoning->end_token = 'q';
+  bad.grammar = nullptr;
+  EXPECT_FALSE(ValidateRequest(bad, engine->request_limits()).ok());
+}
+
 TEST_F(EngineTest, AGrammarTheVocabularyCannotContinueFailsItsRequest) {
   std::unique_ptr<Engine> engine = StartEngine();
   // A vocabulary with letters only, so "7" can never be written.
