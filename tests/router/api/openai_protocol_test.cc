@@ -113,6 +113,56 @@ TEST(ChatRequestTest, EveryInvalidFieldIsA400NamingIt) {
   ExpectError(ChatError(Chat({{"stop_token_ids", {1, 999}}})), 400, "stop_token_ids");
 }
 
+TEST(ChatRequestTest, ToolsAndToolChoice) {
+  const Json f = {{"type", "function"},
+                  {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}};
+  const Json g = {{"type", "function"}, {"function", {{"name", "g"}}}};
+  // Malformed tools.
+  ExpectError(ChatError(Chat({{"tools", {{{"type", "function"}}}}})), 400, "tools");
+  ExpectError(ChatError(Chat({{"tools", {{{"type", "SECRET"}, {"function", {{"name", "f"}}}}}}})), 400, "tools");
+  ExpectError(ChatError(Chat({{"tools", {{{"type", "function"}, {"function", {{"name", ""}}}}}}})), 400, "tools");
+  ExpectError(ChatError(Chat({{"tools", {{{"type", "function"}, {"function", {{"name", 7}}}}}}})), 400, "tools");
+  ExpectError(ChatError(Chat({{"tools", {{{"type", "function"},
+                                          {"function", {{"name", "f"}, {"parameters", "SECRET"}}}}}}})),
+              400, "tools");
+  ExpectError(ChatError(Chat({{"tools", {"SECRET"}}})), 400, "tools");
+  // Malformed or impossible tool_choice.
+  ExpectError(ChatError(Chat({{"tools", {f}}, {"tool_choice", "SECRET"}})), 400, "tool_choice");
+  ExpectError(ChatError(Chat({{"tools", {f}}, {"tool_choice", {{"type", "function"}}}})), 400, "tool_choice");
+  ExpectError(ChatError(Chat({{"tools", {f}}, {"tool_choice", {{"type", "SECRET"}, {"function", {{"name", "f"}}}}}})),
+              400, "tool_choice");
+  ExpectError(ChatError(Chat({{"tools", {f}}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "h"}}}}}})),
+              400, "tool_choice");
+  ExpectError(ChatError(Chat({{"tool_choice", "required"}})), 400, "tool_choice");
+  ExpectError(ChatError(Chat({{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}})), 400,
+              "tool_choice");
+  ExpectError(ChatError(Chat({{"tools", {f}}, {"parallel_tool_calls", "SECRET"}})), 400, "parallel_tool_calls");
+
+  auto parse = [](const Json& body) {
+    ChatCompletionRequest request;
+    std::optional<OpenAiError> error = ParseChatCompletionRequest(body, TestLimits(), &request);
+    EXPECT_FALSE(error.has_value()) << error->message;
+    return request.tools;
+  };
+  EXPECT_EQ(parse(Chat()).choice, ToolSettings::Choice::kNone);
+  EXPECT_EQ(parse(Chat({{"tool_choice", "none"}})).choice, ToolSettings::Choice::kNone);
+  ToolSettings offered = parse(Chat({{"tools", {f, g}}}));
+  EXPECT_EQ(offered.choice, ToolSettings::Choice::kAuto);  // the default with tools, as OpenAI
+  EXPECT_TRUE(offered.parallel);
+  ASSERT_EQ(offered.functions.size(), 2u);
+  EXPECT_EQ(offered.functions[0].name, "f");
+  EXPECT_EQ(offered.functions[0].parameters, Json({{"type", "object"}}));
+  EXPECT_EQ(offered.functions[1].name, "g");
+  EXPECT_EQ(parse(Chat({{"tools", {f}}, {"tool_choice", "required"}})).choice, ToolSettings::Choice::kRequired);
+  EXPECT_EQ(parse(Chat({{"tools", {f}}, {"tool_choice", "none"}})).choice, ToolSettings::Choice::kNone);
+  ToolSettings named = parse(Chat({{"tools", {f, g}},
+                                   {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}},
+                                   {"parallel_tool_calls", false}}));
+  EXPECT_EQ(named.choice, ToolSettings::Choice::kNamed);
+  EXPECT_EQ(named.function, "g");
+  EXPECT_FALSE(named.parallel);
+}
+
 TEST(ChatRequestTest, UnknownModelIs404) {
   ExpectError(ChatError(Chat({{"model", "SECRET"}})), 404, "model", "model_not_found");
   ExpectError(ChatError(Chat({{"model", 3}})), 400, "model");
@@ -252,7 +302,7 @@ TEST(ChatRequestTest, EveryFieldMaps) {
   EXPECT_EQ(request.prompt.tools[0]["function"]["name"], "f");
   EXPECT_EQ(request.prompt.template_kwargs, Json::parse(R"({"enable_thinking": false, "tool_choice": "auto"})"));
   EXPECT_EQ(request.prompt.messages[0]["content"], "a\nb");
-  EXPECT_TRUE(request.prompt.messages[1]["content"].is_null());
+  EXPECT_EQ(request.prompt.messages[1]["content"], "");  // null: the empty text, as vLLM renders it
   EXPECT_EQ(request.prompt.messages[1]["tool_calls"][0]["id"], "1");
   EXPECT_EQ(request.prompt.messages[2]["name"], "x");
   EXPECT_THAT(request.settings.unknown_fields,
