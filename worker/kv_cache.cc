@@ -16,8 +16,8 @@ KvCache::KvCache(int64_t num_layers, const kernels::KvCacheLayout& layout)
     : num_layers_(num_layers),
       layout_(layout),
       layer_elements_(LayerElements(layout)),
-      storage_(std::make_unique_for_overwrite<float[]>(
-          static_cast<size_t>(std::max<int64_t>(1, 2 * num_layers * layer_elements_)))) {}
+      storage_(std::make_unique<HugePageBuffer>(
+          sizeof(float) * static_cast<size_t>(std::max<int64_t>(1, 2 * num_layers * layer_elements_)))) {}
 
 int64_t KvCache::BlockBytes(int64_t num_layers, const kernels::KvCacheLayout& layout) {
   return 2 * num_layers * static_cast<int64_t>(layout.block_size) * layout.num_kv_heads *

@@ -9,11 +9,15 @@
 #include <memory>
 
 #include "kernels/ops.h"
+#include "worker/models/weight_buffer.h"
 
 namespace duet::worker {
 
 // Thread-compatible; owns its memory, which is left uninitialised (pages are
 // committed as blocks are first written; attention reads only written slots).
+// The memory is advised to use transparent huge pages: a token's K or V row
+// of every KV head is typically one 4 KiB page, so attention would otherwise
+// take a TLB miss, and restart the hardware prefetcher, on every token.
 class KvCache {
  public:
   KvCache(int64_t num_layers, const kernels::KvCacheLayout& layout);
@@ -27,14 +31,15 @@ class KvCache {
   const kernels::KvCacheLayout& layout() const { return layout_; }
   int64_t num_layers() const { return num_layers_; }
 
-  float* keys(int64_t layer) { return storage_.get() + (2 * layer) * layer_elements_; }
-  float* values(int64_t layer) { return storage_.get() + (2 * layer + 1) * layer_elements_; }
+  float* keys(int64_t layer) { return base() + (2 * layer) * layer_elements_; }
+  float* values(int64_t layer) { return base() + (2 * layer + 1) * layer_elements_; }
 
  private:
   int64_t num_layers_;
   kernels::KvCacheLayout layout_;
   int64_t layer_elements_;     // one of K or V of one layer
-  std::unique_ptr<float[]> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
+  float* base() { return static_cast<float*>(storage_->data()); }
+  std::unique_ptr<HugePageBuffer> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
 };
 
 }  // namespace duet::worker

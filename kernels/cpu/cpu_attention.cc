@@ -3,19 +3,92 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 namespace duet::kernels::cpu {
 namespace {
 
-// One head's K or V rows of consecutive tokens are a whole token (all KV
-// heads) apart, or in another block altogether: strides the hardware
-// prefetchers do not follow, so rows are requested a few tokens ahead.
-constexpr int32_t kPrefetchTokens = 8;
+// Keys are taken in chunks of this many positions, a fixed number whatever
+// the batch: a query's result depends on its own context only.
+constexpr int32_t kChunkKeys = 256;
 
-inline void PrefetchRow(const float* row, int64_t head_dim) {
-  for (int64_t d = 0; d < head_dim; d += 16) __builtin_prefetch(row + d);
+// What one query row's attention over one chunk of its keys leaves, for
+// every query head: the largest scaled score, the sum of exp(score - max),
+// and the exp-weighted sum of the V rows.
+struct ChunkResult {
+  float* max;  // [num_q_heads]
+  float* sum;  // [num_q_heads]
+  float* acc;  // [num_q_heads, head_dim]
+};
+
+struct Geometry {
+  int32_t num_q_heads;
+  int32_t num_kv_heads;
+  int32_t group_size;
+  int64_t head_dim;
+  int64_t token_stride;  // floats per cached token: every KV head
+  int32_t block_size;
+};
+
+// Keys [key_begin, key_end) of one query row. q_row: [num_q_heads, head_dim].
+// scores: scratch of num_q_heads × kChunkKeys floats.
+void AttendChunk(const Geometry& g, const float* q_row, const float* k_cache, const float* v_cache,
+                 const int32_t* block_table, int32_t key_begin, int32_t key_end, float scale,
+                 const VectorKernels& vec, float* scores, const ChunkResult& out) {
+  const int32_t n = key_end - key_begin;
+  auto token_row = [&](const float* cache, int32_t t) {
+    const int64_t slot = int64_t{block_table[t / g.block_size]} * g.block_size + t % g.block_size;
+    return cache + slot * g.token_stride;
+  };
+  for (int32_t t = key_begin; t < key_end; ++t) {
+    const float* k = token_row(k_cache, t);
+    for (int32_t h = 0; h < g.num_kv_heads; ++h) {
+      vec.dots(q_row + int64_t{h} * g.group_size * g.head_dim, g.group_size, k + h * g.head_dim, g.head_dim,
+               scores + int64_t{h} * g.group_size * kChunkKeys + (t - key_begin), kChunkKeys);
+    }
+  }
+  for (int32_t head = 0; head < g.num_q_heads; ++head) {
+    float* head_scores = scores + int64_t{head} * kChunkKeys;
+    vec.scale(head_scores, scale, n);
+    out.max[head] = vec.max(head_scores, n);
+    out.sum[head] = vec.exp_shift_sum(head_scores, out.max[head], n);
+  }
+  std::memset(out.acc, 0, sizeof(float) * g.num_q_heads * g.head_dim);
+  for (int32_t t = key_begin; t < key_end; ++t) {
+    const float* v = token_row(v_cache, t);
+    for (int32_t head = 0; head < g.num_q_heads; ++head) {
+      vec.axpy(scores[int64_t{head} * kChunkKeys + (t - key_begin)], v + (head / g.group_size) * g.head_dim,
+               out.acc + head * g.head_dim, g.head_dim);
+    }
+  }
+}
+
+// Folds chunk result `next` into `state`, chunk after chunk in key order.
+void Fold(const Geometry& g, const ChunkResult& next, const VectorKernels& vec, const ChunkResult& state) {
+  for (int32_t head = 0; head < g.num_q_heads; ++head) {
+    const float merged = std::max(state.max[head], next.max[head]);
+    const float keep = std::exp(state.max[head] - merged);
+    const float add = std::exp(next.max[head] - merged);
+    state.max[head] = merged;
+    state.sum[head] = keep * state.sum[head] + add * next.sum[head];
+    float* acc = state.acc + head * g.head_dim;
+    vec.scale(acc, keep, g.head_dim);
+    vec.axpy(add, next.acc + head * g.head_dim, acc, g.head_dim);
+  }
+}
+
+// A ChunkResult over `floats` (num_q_heads × (head_dim + 2)).
+ChunkResult ResultAt(const Geometry& g, float* floats) {
+  return ChunkResult{floats, floats + g.num_q_heads, floats + 2 * g.num_q_heads};
+}
+
+void Normalise(const Geometry& g, const ChunkResult& state, const VectorKernels& vec, float* out_row) {
+  for (int32_t head = 0; head < g.num_q_heads; ++head) {
+    std::memcpy(out_row + head * g.head_dim, state.acc + head * g.head_dim, sizeof(float) * g.head_dim);
+    vec.scale(out_row + head * g.head_dim, 1.0f / state.sum[head], g.head_dim);
+  }
 }
 
 }  // namespace
@@ -25,69 +98,77 @@ void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
                     float scale, float* out, const VectorKernels& vec, ThreadPool& pool) {
   CHECK_GT(layout.num_kv_heads, 0);
   CHECK_EQ(num_q_heads % layout.num_kv_heads, 0);
-  const int32_t num_kv_heads = layout.num_kv_heads;
-  const int32_t group_size = num_q_heads / num_kv_heads;
-  const int64_t head_dim = layout.head_dim;
-  const int64_t token_stride = int64_t{num_kv_heads} * head_dim;  // floats per cached token
-
+  const Geometry g{num_q_heads,
+                   layout.num_kv_heads,
+                   num_q_heads / layout.num_kv_heads,
+                   layout.head_dim,
+                   int64_t{layout.num_kv_heads} * layout.head_dim,
+                   layout.block_size};
+  const int64_t row_floats = int64_t{num_q_heads} * g.head_dim;
+  const int64_t result_floats = int64_t{num_q_heads} * (g.head_dim + 2);
   const int32_t total_queries = batch.query_start[batch.num_seqs];
-  // Task t covers query row t / num_kv_heads and KV head t % num_kv_heads;
-  // the sequence of a row is found by binary search in query_start.
-  const int64_t num_tasks = int64_t{total_queries} * num_kv_heads;
-  pool.ParallelFor(num_tasks, [&](int64_t task) {
-    const int32_t row = static_cast<int32_t>(task / num_kv_heads);
-    const int32_t kv_head = static_cast<int32_t>(task % num_kv_heads);
-    const int32_t seq = static_cast<int32_t>(
-        std::upper_bound(batch.query_start, batch.query_start + batch.num_seqs + 1, row) -
-        batch.query_start - 1);
-    const int32_t num_queries = batch.query_start[seq + 1] - batch.query_start[seq];
-    const int32_t context_len = batch.context_len[seq];
-    CHECK_LE(num_queries, context_len) << "sequence " << seq;
-    const int32_t position = context_len - num_queries + (row - batch.query_start[seq]);
-    const int32_t num_keys = position + 1;
-    const int32_t* block_table = batch.block_tables + int64_t{seq} * batch.max_blocks_per_seq;
 
-    // scores: [group_size, num_keys]; reused across tasks on this thread.
+  // Query row -> its sequence's block table and its number of keys.
+  std::vector<int32_t> seq_of(total_queries);
+  std::vector<int32_t> keys_of(total_queries);
+  std::vector<int32_t> first_chunk(total_queries + 1, 0);  // chunk index of each row's first chunk
+  for (int32_t s = 0; s < batch.num_seqs; ++s) {
+    const int32_t num_queries = batch.query_start[s + 1] - batch.query_start[s];
+    CHECK_LE(num_queries, batch.context_len[s]) << "sequence " << s;
+    for (int32_t i = 0; i < num_queries; ++i) {
+      const int32_t row = batch.query_start[s] + i;
+      seq_of[row] = s;
+      keys_of[row] = batch.context_len[s] - num_queries + i + 1;
+    }
+  }
+  for (int32_t row = 0; row < total_queries; ++row) {
+    first_chunk[row + 1] = first_chunk[row] + (keys_of[row] + kChunkKeys - 1) / kChunkKeys;
+  }
+  const int32_t total_chunks = first_chunk[total_queries];
+  auto table_of = [&](int32_t row) { return batch.block_tables + int64_t{seq_of[row]} * batch.max_blocks_per_seq; };
+  auto attend = [&](int32_t row, int32_t chunk, const ChunkResult& result) {
     thread_local std::vector<float> scores;
-    scores.resize(static_cast<size_t>(group_size) * num_keys);
-    const float* q_group =
-        q + (int64_t{row} * num_q_heads + int64_t{kv_head} * group_size) * head_dim;
-    float* out_group =
-        out + (int64_t{row} * num_q_heads + int64_t{kv_head} * group_size) * head_dim;
+    scores.resize(static_cast<size_t>(num_q_heads) * kChunkKeys);
+    const int32_t begin = chunk * kChunkKeys;
+    AttendChunk(g, q + row * row_floats, k_cache, v_cache, table_of(row), begin,
+                std::min(keys_of[row], begin + kChunkKeys), scale, vec, scores.data(), result);
+  };
 
-    // Row of token t for this KV head in `cache`.
-    auto cached_row = [&](const float* cache, int32_t t) {
-      const int64_t slot =
-          int64_t{block_table[t / layout.block_size]} * layout.block_size + t % layout.block_size;
-      return cache + slot * token_stride + int64_t{kv_head} * head_dim;
-    };
-
-    for (int32_t t = 0; t < num_keys; ++t) {
-      if (t + kPrefetchTokens < num_keys)
-        PrefetchRow(cached_row(k_cache, t + kPrefetchTokens), head_dim);
-      vec.dots(q_group, group_size, cached_row(k_cache, t), head_dim, scores.data() + t, num_keys);
-    }
-    thread_local std::vector<float> inv_denominators;
-    inv_denominators.resize(group_size);
-    for (int32_t g = 0; g < group_size; ++g) {
-      float* head_scores = scores.data() + int64_t{g} * num_keys;
-      vec.scale(head_scores, scale, num_keys);
-      const float max_score = vec.max(head_scores, num_keys);
-      inv_denominators[g] = 1.0f / vec.exp_shift_sum(head_scores, max_score, num_keys);
-      std::memset(out_group + g * head_dim, 0, head_dim * sizeof(float));
-    }
-    for (int32_t t = 0; t < num_keys; ++t) {
-      if (t + kPrefetchTokens < num_keys)
-        PrefetchRow(cached_row(v_cache, t + kPrefetchTokens), head_dim);
-      const float* v = cached_row(v_cache, t);
-      for (int32_t g = 0; g < group_size; ++g) {
-        vec.axpy(scores[int64_t{g} * num_keys + t], v, out_group + g * head_dim, head_dim);
+  if (total_queries >= 2 * pool.num_threads() || total_chunks == total_queries) {
+    // Enough rows to go round: each task folds its row's chunks in order.
+    pool.ParallelFor(total_queries, [&](int64_t task) {
+      const int32_t row = static_cast<int32_t>(task);
+      thread_local std::vector<float> buffers;
+      buffers.resize(2 * result_floats);
+      const ChunkResult state = ResultAt(g, buffers.data());
+      const ChunkResult next = ResultAt(g, buffers.data() + result_floats);
+      const int32_t num_chunks = first_chunk[row + 1] - first_chunk[row];
+      attend(row, 0, state);
+      for (int32_t c = 1; c < num_chunks; ++c) {
+        attend(row, c, next);
+        Fold(g, next, vec, state);
       }
-    }
-    for (int32_t g = 0; g < group_size; ++g) {
-      vec.scale(out_group + g * head_dim, inv_denominators[g], head_dim);
-    }
+      Normalise(g, state, vec, out + row * row_floats);
+    });
+    return;
+  }
+  // Few rows with long contexts (decode of one or two sequences): every
+  // chunk is a task of its own, then each row folds its chunks in the same
+  // order as above, so the result is the same to the bit.
+  std::vector<float> results(static_cast<size_t>(total_chunks) * result_floats);
+  pool.ParallelFor(total_chunks, [&](int64_t task) {
+    const int32_t chunk = static_cast<int32_t>(task);
+    const int32_t row =
+        static_cast<int32_t>(std::upper_bound(first_chunk.begin(), first_chunk.end(), chunk) - first_chunk.begin() - 1);
+    attend(row, chunk - first_chunk[row], ResultAt(g, results.data() + task * result_floats));
   });
+  for (int32_t row = 0; row < total_queries; ++row) {
+    const ChunkResult state = ResultAt(g, results.data() + int64_t{first_chunk[row]} * result_floats);
+    for (int32_t c = first_chunk[row] + 1; c < first_chunk[row + 1]; ++c) {
+      Fold(g, ResultAt(g, results.data() + int64_t{c} * result_floats), vec, state);
+    }
+    Normalise(g, state, vec, out + row * row_floats);
+  }
 }
 
 }  // namespace duet::kernels::cpu

@@ -40,7 +40,9 @@ TEST_P(DenseAttentionTest, MatchesDenseCausalAttention) {
       {{1, 1}},                      // first token
       {{37, 1}, {16, 1}, {100, 1}},  // decodes, one exactly a full block
       {{48, 48}},                    // whole prompt
-      {{90, 30}, {3, 1}, {33, 2}}};  // chunk with cached context, mixed
+      {{90, 30}, {3, 1}, {33, 2}},   // chunk with cached context, mixed
+      {{600, 1}},                    // a long decode: keys in several chunks, split into tasks
+      {{530, 3}, {257, 1}, {256, 1}, {9, 1}}};  // several chunks per row, folded in one task
   uint32_t seed = 5;
   for (const auto& seqs : mixes) {
     for (int32_t head_dim : {64, 128}) {

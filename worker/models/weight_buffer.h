@@ -1,6 +1,6 @@
-// Memory for weights that decode streams once per token (shards that had to
-// be copied out of the mapped files): 2 MiB aligned and advised to use
-// transparent huge pages, which spares a TLB miss every 4 KiB of a GEMV's
+// Memory that decode streams once per token (weight shards that had to be
+// copied out of the mapped files, the KV cache): 2 MiB aligned and advised
+// to use transparent huge pages, which spares a TLB miss every 4 KiB of the
 // stream.
 #ifndef DUET_WORKER_MODELS_WEIGHT_BUFFER_H_
 #define DUET_WORKER_MODELS_WEIGHT_BUFFER_H_
@@ -22,7 +22,7 @@ class HugePageBuffer {
     constexpr size_t kHugePageBytes = size_t{2} << 20;
     const size_t rounded = std::max(kHugePageBytes, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
     data_ = std::aligned_alloc(kHugePageBytes, rounded);
-    CHECK(data_ != nullptr) << "out of memory allocating " << rounded << " bytes of weights";
+    CHECK(data_ != nullptr) << "out of memory allocating " << rounded << " bytes";
     madvise(data_, rounded, MADV_HUGEPAGE);  // best effort: plain pages otherwise
   }
   ~HugePageBuffer() { std::free(data_); }
