@@ -235,12 +235,17 @@ void PrefillGemm(benchmark::State& state, Copies& weights, int64_t m, int64_t k,
   const std::vector<float> x = RandomFloats(m * k, 1);
   std::vector<float> y(m * n);
   Backend& backend = SharedBackend();
+  const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     backend.Matmul(x.data(), weights.Next(), y.data(), m);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * m * k * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const double gflops = 2.0 * m * k * n * state.iterations() / elapsed.count() / 1e9;
+  static const double peak = MeasureFmaPeakGflops(kThreads);
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["fma_peak_GFLOP/s"] = peak;
+  state.counters["pct_of_fma_peak"] = peak > 0 ? 100 * gflops / peak : 0;
 }
 
 void BM_PrefillGemm(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n) {

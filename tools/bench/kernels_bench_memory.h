@@ -1,6 +1,7 @@
 // Memory for the kernel benchmarks: large buffers backed by transparent huge
-// pages where the kernel allows it, and the machine's measured streaming read
-// bandwidth that GEMV throughput is compared with.
+// pages where the kernel allows it, the machine's measured streaming read
+// bandwidth that GEMV throughput is compared with, and its FMA peak that the
+// prefill GEMMs are compared with.
 #ifndef DUET_TOOLS_BENCH_KERNELS_BENCH_MEMORY_H_
 #define DUET_TOOLS_BENCH_KERNELS_BENCH_MEMORY_H_
 
@@ -36,6 +37,12 @@ float StreamRead(const LargeBuffer& buffer, int num_threads);
 // throughput can be compared with the bandwidth of the same moment on a
 // machine whose load varies.
 double MeasureReadBandwidthGBps(int num_threads);
+
+// The fp32 fused-multiply-add peak of `num_threads` threads in GFLOP/s: the
+// best of three passes of independent FMA chains in the widest vectors the
+// CPU has (AVX-512, else AVX2; 0 without either), as the CPU backend's own
+// choice of kernels is.
+double MeasureFmaPeakGflops(int num_threads);
 
 }  // namespace duet::bench
 
