@@ -56,12 +56,19 @@ void AttendChunk(const Geometry& g, const float* q_row, const float* k_cache, co
     out.sum[head] = vec.exp_shift_sum(head_scores, out.max[head], n);
   }
   std::memset(out.acc, 0, sizeof(float) * g.num_q_heads * g.head_dim);
-  for (int32_t t = key_begin; t < key_end; ++t) {
-    const float* v = token_row(v_cache, t);
-    for (int32_t head = 0; head < g.num_q_heads; ++head) {
-      vec.axpy(scores[int64_t{head} * kChunkKeys + (t - key_begin)], v + (head / g.group_size) * g.head_dim,
-               out.acc + head * g.head_dim, g.head_dim);
+  // V: a KV block's tokens at a time (their rows are contiguous), each KV
+  // head's query heads summed in registers across those tokens.
+  const float* v_rows[kChunkKeys];
+  for (int32_t t = key_begin; t < key_end; ++t) v_rows[t - key_begin] = token_row(v_cache, t);
+  for (int32_t t0 = key_begin; t0 < key_end;) {
+    const int32_t t1 = std::min(key_end, (t0 / g.block_size + 1) * g.block_size);
+    for (int32_t h = 0; h < g.num_kv_heads; ++h) {
+      const int64_t first_head = int64_t{h} * g.group_size;
+      vec.weighted_rows(scores + first_head * kChunkKeys + (t0 - key_begin), g.group_size, kChunkKeys,
+                        v_rows + (t0 - key_begin), h * g.head_dim, t1 - t0, out.acc + first_head * g.head_dim,
+                        g.head_dim);
     }
+    t0 = t1;
   }
 }
 

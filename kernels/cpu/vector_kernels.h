@@ -17,6 +17,12 @@ struct VectorKernels {
                int64_t out_stride);
   // y[i] += alpha·x[i]. x, y: [n].
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);
+  // y[g·n + i] += Σ_t weights[g·weight_stride + t] · (rows[t] + row_offset)[i]
+  // for g < num_weights, i < n, the t < count taken in order: per element
+  // exactly the axpys of each row in turn, with the sums kept in registers
+  // across the rows (attention's V accumulation). y: [num_weights, n].
+  void (*weighted_rows)(const float* weights, int64_t num_weights, int64_t weight_stride,
+                        const float* const* rows, int64_t row_offset, int64_t count, float* y, int64_t n);
   // x[i] *= factor. x: [n].
   void (*scale)(float* x, float factor, int64_t n);
   // Σ x[i]². x: [n].

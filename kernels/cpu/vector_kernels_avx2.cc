@@ -4,6 +4,8 @@
 // elements (n % 8) take the scalar path.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "kernels/cpu/vector_kernels.h"
@@ -98,6 +100,54 @@ void Axpy(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const float* const* rows,
+                  int64_t row_offset, int64_t count, float* y, int64_t n) {
+  constexpr int kGroup = 4;  // weights at once: 8 accumulators, 2 row loads
+  for (int64_t g0 = 0; g0 < num_weights; g0 += kGroup) {
+    const int group = static_cast<int>(std::min<int64_t>(kGroup, num_weights - g0));
+    const float* w = weights + g0 * weight_stride;
+    float* out = y + g0 * n;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m256 acc[kGroup][2];
+      for (int g = 0; g < group; ++g) {
+        acc[g][0] = _mm256_loadu_ps(out + g * n + i);
+        acc[g][1] = _mm256_loadu_ps(out + g * n + i + 8);
+      }
+      for (int64_t t = 0; t < count; ++t) {
+        const float* x = rows[t] + row_offset + i;
+        const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+#pragma GCC unroll 4
+        for (int g = 0; g < kGroup; ++g) {
+          if (g >= group) break;
+          const __m256 alpha = _mm256_broadcast_ss(w + g * weight_stride + t);
+          acc[g][0] = _mm256_fmadd_ps(alpha, x0, acc[g][0]);
+          acc[g][1] = _mm256_fmadd_ps(alpha, x1, acc[g][1]);
+        }
+      }
+      for (int g = 0; g < group; ++g) {
+        _mm256_storeu_ps(out + g * n + i, acc[g][0]);
+        _mm256_storeu_ps(out + g * n + i + 8, acc[g][1]);
+      }
+    }
+    if (i < n) {  // the rest as Axpy does it
+      for (int g = 0; g < group; ++g) {
+        for (int64_t t = 0; t < count; ++t) {
+          const float* x = rows[t] + row_offset;
+          const float alpha = w[g * weight_stride + t];
+          const __m256 alpha8 = _mm256_set1_ps(alpha);
+          int64_t j = i;
+          for (; j + 8 <= n; j += 8) {
+            _mm256_storeu_ps(out + g * n + j,
+                             _mm256_fmadd_ps(alpha8, _mm256_loadu_ps(x + j), _mm256_loadu_ps(out + g * n + j)));
+          }
+          for (; j < n; ++j) out[g * n + j] += alpha * x[j];
+        }
+      }
+    }
+  }
+}
+
 void Scale(float* x, float factor, int64_t n) {
   const __m256 factor8 = _mm256_set1_ps(factor);
   int64_t i = 0;
@@ -180,8 +230,8 @@ void RotateHalf(float* x, const float* cos, const float* sin, int64_t half) {
 }  // namespace
 
 const VectorKernels& Avx2VectorKernels() {
-  static const VectorKernels kernels = {Dots, Axpy,        Scale,   SumSquares, RmsApply,
-                                        Max,  ExpShiftSum, SiluMul, RotateHalf};
+  static const VectorKernels kernels = {Dots, Axpy,        WeightedRows, Scale,     SumSquares,
+                                        RmsApply, Max,  ExpShiftSum,  SiluMul,   RotateHalf};
   return kernels;
 }
 

@@ -21,6 +21,13 @@ void Axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
+void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const float* const* rows,
+                  int64_t row_offset, int64_t count, float* y, int64_t n) {
+  for (int64_t g = 0; g < num_weights; ++g) {
+    for (int64_t t = 0; t < count; ++t) Axpy(weights[g * weight_stride + t], rows[t] + row_offset, y + g * n, n);
+  }
+}
+
 void Scale(float* x, float factor, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= factor;
 }
@@ -62,8 +69,8 @@ void RotateHalf(float* x, const float* cos, const float* sin, int64_t half) {
 }  // namespace
 
 const VectorKernels& ScalarVectorKernels() {
-  static const VectorKernels kernels = {Dots, Axpy,        Scale,   SumSquares, RmsApply,
-                                        Max,  ExpShiftSum, SiluMul, RotateHalf};
+  static const VectorKernels kernels = {Dots, Axpy,        WeightedRows, Scale,     SumSquares,
+                                        RmsApply, Max,  ExpShiftSum,  SiluMul,   RotateHalf};
   return kernels;
 }
 
