@@ -345,21 +345,7 @@ class Engine::Impl {
     }
     absl::StatusOr<worker::v1::StepResult> result =
         constrained.empty() ? client_->Step(step)
-                            : client_->StepWithLateMasks(step, [this, &constrained] {
-                                // Runs while the workers run the forward pass.
-                                worker::v1::LateMasks masks;
-                                for (SampleState* sample : constrained) {
-                                  std::string mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
-                                  sample->dead_end = AllowsNothing(mask);
-                                  if (sample->dead_end) mask.clear();  // any token; dropped with the request
-                                  if (!sample->dead_end && sample->phase == SampleState::GrammarPhase::kFirstToken) {
-                                    AllowToken(sample->request->request.request().grammar_after_reasoning->start_token,
-                                               &mask);
-                                  }
-                                  masks.add_allowed_token_masks(std::move(mask));
-                                }
-                                return masks;
-                              });
+                            : client_->StepWithLateMasks(step, [this, &constrained] { return NextMasks(constrained); });
     ++num_steps_;
     if (!result.ok()) {
       LOG(ERROR) << "step " << step_id_ << " failed: " << result.status();
@@ -417,6 +403,25 @@ class Engine::Impl {
       output_mu_.Await(absl::Condition(&caught_up));
     }
     Emit(std::move(items));
+  }
+
+  // The masks of the constrained samples of a step, in its order; run while
+  // the workers run that step's forward pass. A mask that allows nothing
+  // marks its sample dead_end and is sent empty (any token: the token is
+  // dropped with the request).
+  worker::v1::LateMasks NextMasks(const std::vector<SampleState*>& constrained) {
+    worker::v1::LateMasks masks;
+    for (SampleState* sample : constrained) {
+      std::string mask = sample->matcher->NextTokenBitmask(model_info_.vocab_size);
+      sample->dead_end = AllowsNothing(mask);
+      if (sample->dead_end) {
+        mask.clear();
+      } else if (sample->phase == SampleState::GrammarPhase::kFirstToken) {
+        AllowToken(sample->request->request.request().grammar_after_reasoning->start_token, &mask);
+      }
+      masks.add_allowed_token_masks(std::move(mask));
+    }
+    return masks;
   }
 
   // Moves `sample` through its think block; true when `token` is output

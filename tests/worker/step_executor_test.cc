@@ -203,6 +203,13 @@ TEST_F(StepExecutorTest, SamplesDoNotDependOnTheBatch) {
   EXPECT_EQ(a_batched, a_alone);
 }
 
+// A mask allowing only `token`.
+std::string OnlyToken(int32_t token) {
+  std::string mask(token / 8 + 1, '\0');
+  mask[token / 8] = static_cast<char>(1 << (token % 8));
+  return mask;
+}
+
 TEST_F(StepExecutorTest, AllowedTokenMaskDecidesTheSample) {
   std::unique_ptr<KvCache> cache;
   std::unique_ptr<StepExecutor> executor = NewExecutor(cache);
@@ -215,19 +222,11 @@ TEST_F(StepExecutorTest, AllowedTokenMaskDecidesTheSample) {
   v1::StepRequest request;
   AddNew(request, 2, prompt, Sampled(4));
   Schedule(request, 2, prompt, 0, 8, &blocks);
-  std::string mask(allowed / 8 + 1, '\0');
-  mask[allowed / 8] = static_cast<char>(1 << (allowed % 8));
-  request.mutable_scheduled(0)->set_allowed_token_mask(mask);
+  request.mutable_scheduled(0)->set_allowed_token_mask(OnlyToken(allowed));
   absl::StatusOr<v1::StepResult> result = executor->Execute(request);
   ASSERT_TRUE(result.ok() && result->error().empty()) << result->error();
   ASSERT_EQ(result->sampled_size(), 1);
   EXPECT_EQ(result->sampled(0).token_id(), allowed);
-}
-
-std::string OnlyToken(int32_t token) {
-  std::string mask(token / 8 + 1, '\0');
-  mask[token / 8] = static_cast<char>(1 << (token % 8));
-  return mask;
 }
 
 v1::StepRequest LateMasksOf(uint64_t step_id, const std::vector<std::string>& masks) {

@@ -798,6 +798,15 @@ class ReasoningTest : public OpenAiServiceTest {
     return StartTinyModel(std::make_unique<ScriptedWorker>(*script, eos), std::move(options));
   }
 
+  // DeepSeek-R1 distills' templates end the prompt with "<think>\n".
+  void UseTemplateThatOpensTheBlock() {
+    absl::StatusOr<chat_template::ChatTemplate> opening = chat_template::ChatTemplate::Parse(
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "<|im_start|>assistant\n<think>\n");
+    ASSERT_TRUE(opening.ok()) << opening.status();
+    assets_->chat_template = *std::move(opening);
+  }
+
   // Reasoning and content of a streamed chat, with the final chunk's reason.
   std::pair<std::string, std::string> Stream(const Json& request) {
     Json stream_request = request;
@@ -840,12 +849,7 @@ TEST_F(ReasoningTest, ThinkingDisabledStartsInContent) {
 
 TEST_F(ReasoningTest, TemplateThatOpensTheBlock) {
   if (!StartScripted("Counting.</think>Three.")) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
-  // DeepSeek-R1 distills' templates end the prompt with "<think>\n".
-  absl::StatusOr<chat_template::ChatTemplate> opening = chat_template::ChatTemplate::Parse(
-      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-      "<|im_start|>assistant\n<think>\n");
-  ASSERT_TRUE(opening.ok()) << opening.status();
-  assets_->chat_template = *std::move(opening);
+  UseTemplateThatOpensTheBlock();
   const Json request = TinyChat("How many?", 200);
   const Json json = Post("/v1/chat/completions", request)->json();
   EXPECT_EQ(json["choices"][0]["message"]["reasoning_content"], "Counting.");
@@ -875,11 +879,7 @@ TEST_F(ReasoningTest, AConstraintHoldsAfterTheThinkBlock) {
 
 TEST_F(ReasoningTest, AConstraintHoldsAfterABlockTheTemplateOpened) {
   if (!StartScripted("Counting.</think>{\"n\": 3}")) GTEST_SKIP() << "duet-tiny-qwen3 is not built";
-  absl::StatusOr<chat_template::ChatTemplate> opening = chat_template::ChatTemplate::Parse(
-      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-      "<|im_start|>assistant\n<think>\n");
-  ASSERT_TRUE(opening.ok()) << opening.status();
-  assets_->chat_template = *std::move(opening);
+  UseTemplateThatOpensTheBlock();
   Json request = TinyChat("How many?", 200);
   request["response_format"] = {{"type", "json_schema"},
                                 {"json_schema", {{"name", "n"}, {"schema", {{"type", "object"},
