@@ -20,7 +20,9 @@ uint32_t WordAt(const void* base, int64_t index) {
   return word;
 }
 
-float ScaleAt(const Weight& w, int64_t index) {
+}  // namespace
+
+float GroupScaleAt(const Weight& w, int64_t index) {
   const uint8_t* bytes = static_cast<const uint8_t*>(w.scales);
   switch (w.scale_type) {
     case WeightType::kF32: {
@@ -41,10 +43,15 @@ float ScaleAt(const Weight& w, int64_t index) {
   return 0;
 }
 
+namespace {
+
+float ScaleAt(const Weight& w, int64_t index) { return GroupScaleAt(w, index); }
+
 int ScaleTypeBytes(WeightType type) { return type == WeightType::kF32 ? 4 : 2; }
 
-// The 4-bit (q, z, s) of element (row, col) of a kAwqInt4 or kInt4 matrix.
-void Int4Parts(const Weight& w, int64_t row, int64_t col, int* q, int* z, float* s) {
+}  // namespace
+
+void GroupInt4Parts(const Weight& w, int64_t row, int64_t col, int* q, int* z, float* s) {
   const int64_t group = col / w.group_size;
   if (w.type == WeightType::kAwqInt4) {
     const int shift = 4 * kAwqNibble[row % 8];
@@ -58,8 +65,6 @@ void Int4Parts(const Weight& w, int64_t row, int64_t col, int* q, int* z, float*
   *z = w.zeros == nullptr ? 8 : (WordAt(w.zeros, (row / 8) * groups + group) >> (4 * (row % 8))) & 15;
   *s = ScaleAt(w, row * groups + group);
 }
-
-}  // namespace
 
 std::string GroupQuantProblem(const Weight& w) {
   const std::string shape = StrCat("[", w.rows, ", ", w.cols, "]");
@@ -115,7 +120,7 @@ float GroupQuantElement(const Weight& w, int64_t row, int64_t col) {
   }
   int q, z;
   float s;
-  Int4Parts(w, row, col, &q, &z, &s);
+  GroupInt4Parts(w, row, col, &q, &z, &s);
   return std::fma(static_cast<float>(q), s, -(static_cast<float>(z) * s));
 }
 

@@ -55,6 +55,14 @@ int64_t GroupQuantDataBytes(const Weight& w);
 int64_t GroupQuantScaleBytes(const Weight& w);
 int64_t GroupQuantZeroBytes(const Weight& w);  // 0 without zero points
 
+// Scale `index` of `w`'s scales tensor (in its stored order) as fp32.
+float GroupScaleAt(const Weight& w, int64_t index);
+
+// The stored 4-bit value q and zero point z (both 0..15; kInt4's symmetric
+// zero point is 8) and the fp32 scale s of element (row, col) of a valid
+// kAwqInt4 or kInt4 `w`: the element is (q − z)·s.
+void GroupInt4Parts(const Weight& w, int64_t row, int64_t col, int* q, int* z, float* s);
+
 // The fp32 value of element (row, col) of a valid group-quantized `w`.
 float GroupQuantElement(const Weight& w, int64_t row, int64_t col);
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/block_quant.h"
+#include "kernels/group_quant.h"
 
 namespace duet::kernels {
 namespace {
@@ -163,6 +164,33 @@ float Int8Dot(WeightType type, const void* w_row, const Int8Rows& x, int64_t r) 
       case WeightType::kF8E4M3:
         LOG(FATAL) << "unreachable";
     }
+  }
+  return acc;
+}
+
+int64_t GroupInt8ActivationBlock(const Weight& w) {
+  if (w.type != WeightType::kAwqInt4 && w.type != WeightType::kInt4) return 0;
+  if (w.group_size % 128 == 0) return 128;
+  return w.group_size % 64 == 0 ? 64 : 0;
+}
+
+float GroupInt8Dot(const Weight& w, int64_t row, const Int8Rows& x, int64_t r) {
+  CHECK_GT(x.block, 0) << WeightTypeName(w.type) << " group " << w.group_size;
+  CHECK_EQ(x.block, GroupInt8ActivationBlock(w)) << WeightTypeName(w.type) << " group " << w.group_size;
+  const int8_t* q = x.q_row(r);
+  const float* d_x = x.scales_row(r);
+  float acc = 0;
+  for (int64_t b = 0; b < x.cols / x.block; ++b) {
+    int32_t dot = 0, sum = 0;
+    int z = 0;
+    float s = 0;
+    for (int64_t i = b * x.block; i < (b + 1) * x.block; ++i) {
+      int n;
+      GroupInt4Parts(w, row, i, &n, &z, &s);
+      dot += n * q[i];
+      sum += q[i];
+    }
+    acc = std::fma(static_cast<float>(dot - z * sum), s * d_x[b], acc);
   }
   return acc;
 }

@@ -29,6 +29,15 @@
 //   Q4_1:         acc = fma(float(S), m·d_x, acc)
 //   Q4_K, Q5_K:   acc = fma(−float(M), dmin·d_x, acc)
 // The result for a row depends on that row alone: batch-invariant.
+//
+// The 4-bit group-quantized types kAwqInt4 and kInt4 (group_quant.h), whose
+// group size g is a multiple of 64, take activation blocks of B = 128 where
+// g is a multiple of 128, else 64 (GroupInt8ActivationBlock). For output
+// feature o, with n the stored value (0..15), z the stored zero point of o's
+// group that holds activation block b and s its fp32 scale:
+//   J = Σ n·q − z·Σ q                              (exact in int32)
+//   acc = fma(float(J), s·d_x, acc)                block after block in order
+// from acc = 0: y = acc.
 #ifndef DUET_KERNELS_QUANT_DOT_H_
 #define DUET_KERNELS_QUANT_DOT_H_
 
@@ -42,6 +51,10 @@ namespace duet::kernels {
 // The activation block for int8 dot products with `type` (a block-quantized
 // type): 32 for Q8_0, Q4_0 and Q4_1, 256 for the K types.
 int64_t Int8ActivationBlock(WeightType type);
+
+// The activation block of 4-bit group-quantized `w` as above, or 0 where its
+// type or group size has no int8 dot product (then the fp32 path serves it).
+int64_t GroupInt8ActivationBlock(const Weight& w);
 
 // Rows of activations rounded to int8, as above.
 struct Int8Rows {
@@ -66,6 +79,10 @@ void QuantizeInt8Row(const float* x, int64_t r, Int8Rows* out);
 // The int8 dot product of one weight row (`type`, x.cols elements at w_row)
 // with activation row r of x; x.block must be Int8ActivationBlock(type).
 float Int8Dot(WeightType type, const void* w_row, const Int8Rows& x, int64_t r);
+
+// The int8 dot product of output feature `row` of 4-bit group-quantized `w`
+// with activation row r of x; x.block must be GroupInt8ActivationBlock(w).
+float GroupInt8Dot(const Weight& w, int64_t row, const Int8Rows& x, int64_t r);
 
 }  // namespace duet::kernels
 

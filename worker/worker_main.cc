@@ -27,8 +27,9 @@ ABSL_FLAG(std::string, collective_host, "127.0.0.1",
           "address the other ranks reach this worker's collectives at");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads for the model; 0 uses every core");
 ABSL_FLAG(std::string, quant_matmul, "int8",
-          "GGUF block-quantized weights on the CPU: int8 (activations rounded to 8 bits, integer "
-          "dot products, as llama.cpp; fastest) or fp32 (dequantised, fp32 products; exact)");
+          "GGUF block-quantized and 4-bit (AWQ, compressed-tensors INT4) weights on the CPU: int8 "
+          "(activations rounded to 8 bits, integer dot products, as llama.cpp; fastest) or fp32 "
+          "(dequantised, fp32 products; exact)");
 ABSL_FLAG(double, connect_timeout, 120, "seconds Init waits for the other ranks to join");
 ABSL_FLAG(double, collective_timeout, 60,
           "seconds one collective may take before the worker exits (a hung peer)");

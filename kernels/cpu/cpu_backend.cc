@@ -105,6 +105,7 @@ class CpuBackend final : public Backend {
         dequantize_rows_(DequantizeRowsFor(isa)),
         quantize_int8_(isa == Isa::kScalar ? QuantizeInt8RowsScalar : QuantizeInt8RowsAvx2),
         matmul_int8_(isa == Isa::kScalar ? MatmulInt8ColumnsScalar : MatmulInt8ColumnsAvx2),
+        matmul_group_int8_(isa == Isa::kScalar ? MatmulGroupInt8ColumnsScalar : MatmulGroupInt8ColumnsAvx2),
         group_matmul_(GroupMatmulFor(isa)),
         dequantize_group_rows_(isa == Isa::kScalar ? DequantizeGroupRows : DequantizeGroupRowsAvx2),
         matmul_awq_(isa == Isa::kScalar  ? MatmulAwqScalar
@@ -117,7 +118,12 @@ class CpuBackend final : public Backend {
 
   void Matmul(const float* x, const Weight& w, float* y, int64_t m) override {
     if (m <= 0 || w.rows <= 0) return;
-    if (IsGroupQuantized(w.type)) return MatmulGroupQuantized(x, w, y, m);
+    if (IsGroupQuantized(w.type)) {
+      if (quantized_ == QuantizedMatmul::kInt8 && GroupInt8ActivationBlock(w) > 0) {
+        return MatmulInt8(x, w, y, m);
+      }
+      return MatmulGroupQuantized(x, w, y, m);
+    }
     if (IsBlockQuantized(w.type)) {
       return quantized_ == QuantizedMatmul::kInt8 ? MatmulInt8(x, w, y, m)
                                                   : MatmulBlockQuantized(x, w, y, m);
@@ -270,25 +276,29 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  // Block-quantized weights with 8-bit activations (kernels/quant_dot.h): the
-  // rows of x rounded once (by the calling thread for a few rows, else in
-  // parallel), then output-column bands as for the fp32 path, the same
-  // kernel for every m (so batch-invariant).
+  // Block-quantized and 4-bit group-quantized weights with 8-bit activations
+  // (kernels/quant_dot.h): the rows of x rounded once (by the calling thread
+  // for a few rows, else in parallel), then output-column bands as for the
+  // fp32 path (whole 64-output tiles for AWQ), the same kernel for every m
+  // (so batch-invariant).
   void MatmulInt8(const float* x, const Weight& w, float* y, int64_t m) {
     // The calling thread's buffer, named by pointer: inside the tasks the
     // thread_local itself would be each pool thread's own.
     thread_local Int8Rows calling_thread_rows;
     Int8Rows& rows = calling_thread_rows;
-    rows.Resize(m, w.cols, Int8ActivationBlock(w.type));
+    const bool group = IsGroupQuantized(w.type);
+    rows.Resize(m, w.cols, group ? GroupInt8ActivationBlock(w) : Int8ActivationBlock(w.type));
     if (m < 8) {
       quantize_int8_(x, 0, m, &rows);
     } else {
       pool_.ParallelFor(m, [&](int64_t r) { quantize_int8_(x, r, r + 1, &rows); });
     }
     const int64_t num_bands = m == 1 ? pool_.num_threads() : 4 * pool_.num_threads();
+    const int64_t alignment = !group ? 4 : w.type == WeightType::kAwqInt4 ? 64 : 8;
+    const MatmulInt8ColumnsFn kernel = group ? matmul_group_int8_ : matmul_int8_;
     pool_.ParallelFor(num_bands, [&](int64_t band) {
-      const Range columns = ChunkRange(w.rows, num_bands, band, 4);
-      if (columns.begin < columns.end) matmul_int8_(rows, w, y, columns.begin, columns.end);
+      const Range columns = ChunkRange(w.rows, num_bands, band, alignment);
+      if (columns.begin < columns.end) kernel(rows, w, y, columns.begin, columns.end);
     });
   }
 
@@ -359,6 +369,7 @@ class CpuBackend final : public Backend {
   const DequantizeRowsFn dequantize_rows_;
   const QuantizeInt8RowsFn quantize_int8_;
   const MatmulInt8ColumnsFn matmul_int8_;
+  const MatmulInt8ColumnsFn matmul_group_int8_;
   const MatmulColumnsFn group_matmul_;  // null where the ISA has none
   const DequantizeRowsFn dequantize_group_rows_;
   const MatmulColumnsFn matmul_awq_;

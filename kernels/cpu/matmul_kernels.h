@@ -84,6 +84,17 @@ void QuantizeInt8RowsAvx2(const float* x, int64_t r_begin, int64_t r_end, Int8Ro
 void MatmulInt8ColumnsAvx2(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
                            int64_t n_end);
 
+// 4-bit group-quantized weights (kAwqInt4, kInt4) with 8-bit activations:
+// the matmul of all of x's rows (rounded by the functions above, in blocks of
+// GroupInt8ActivationBlock(w)) for output columns [n_begin, n_end), bit for
+// bit GroupInt8Dot (kernels/quant_dot.h). Whole tiles start at multiples of 8
+// columns (8 outputs for kInt4, 64 for kAwqInt4), the rest goes output by
+// output; the AVX2 one serves the AVX-512 backend too.
+void MatmulGroupInt8ColumnsScalar(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                                  int64_t n_end);
+void MatmulGroupInt8ColumnsAvx2(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                                int64_t n_end);
+
 }  // namespace duet::kernels::cpu
 
 #endif  // DUET_KERNELS_CPU_MATMUL_KERNELS_H_

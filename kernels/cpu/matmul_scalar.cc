@@ -102,4 +102,11 @@ void MatmulInt8ColumnsScalar(const Int8Rows& x, const Weight& w, float* y, int64
   }
 }
 
+void MatmulGroupInt8ColumnsScalar(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin,
+                                  int64_t n_end) {
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    for (int64_t r = 0; r < x.rows; ++r) y[r * w.rows + n] = GroupInt8Dot(w, n, x, r);
+  }
+}
+
 }  // namespace duet::kernels::cpu

@@ -22,6 +22,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/ops.h"
+#include "kernels/quant_dot.h"
 #include "tests/kernels/test_util.h"
 
 namespace duet::kernels::testing {
@@ -335,7 +336,7 @@ TEST(GroupQuantTest, CpuMatmulMatchesReferenceAndIsBatchInvariant) {
     for (const cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
       if (!cpu::IsaSupported(isa)) continue;
       for (int threads : {1, 3}) {
-        std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, threads);
+        std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, threads, QuantizedMatmul::kFloat);
         for (int64_t m : {1, 2, 5, 8, 9, 13}) {
           const std::string what = absl::StrCat(c->label, " ", std::string(backend->name()), " m ", m);
           const std::vector<float> x = RandomFloats(m * k, ++seed);
@@ -363,7 +364,7 @@ TEST(GroupQuantTest, CpuKernelsEqualTheirDefinitions) {
     const Weight dense{.data = c->values.data(), .type = WeightType::kF32, .rows = n, .cols = k};
     for (const cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
       if (!cpu::IsaSupported(isa)) continue;
-      std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, 2);
+      std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, 2, QuantizedMatmul::kFloat);
       for (int64_t m : {1, 3, 12}) {
         const std::string what = absl::StrCat(c->label, " ", std::string(backend->name()), " m ", m);
         const std::vector<float> x = RandomFloats(m * k, ++seed);
@@ -375,6 +376,97 @@ TEST(GroupQuantTest, CpuKernelsEqualTheirDefinitions) {
           backend->Matmul(x.data(), dense, expected.data(), m);
         }
         EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.size() * 4), 0) << what;
+      }
+    }
+  }
+}
+
+// The 4-bit cases with an int8 dot product: whole tiles, tails, several
+// activation blocks per group, one scale per row, symmetric and zero points.
+std::vector<std::unique_ptr<GroupCase>> Int8Cases() {
+  std::vector<std::unique_ptr<GroupCase>> cases;
+  uint32_t seed = 700;
+  cases.push_back(MakeAwq(128, 256, 64, ++seed));   // two 64-output tiles, blocks of 64
+  cases.push_back(MakeAwq(72, 384, 128, ++seed));   // a tile and an 8-output tail
+  cases.push_back(MakeAwq(192, 512, 256, ++seed));  // two blocks of 128 per group
+  cases.push_back(MakeInt4(37, 256, 128, true, WeightType::kF16, ++seed));  // 4 tiles and a 5-output tail
+  cases.push_back(MakeInt4(24, 384, 192, false, WeightType::kBF16, ++seed));  // blocks of 64, 3 per group
+  cases.push_back(MakeInt4(16, 256, 0, true, WeightType::kF32, ++seed));      // one scale per row
+  cases.push_back(MakeInt4(40, 128, 64, true, WeightType::kF16, ++seed));
+  return cases;
+}
+
+TEST(GroupQuantTest, Int8ActivationBlocks) {
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeAwq(8, 256, 128, 1)->w), 128);
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeAwq(8, 256, 256, 1)->w), 128);
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeAwq(8, 128, 64, 1)->w), 64);
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeInt4(8, 384, 192, false, WeightType::kF16, 1)->w), 64);
+  // No int8 product: the fp32 path serves these.
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeAwq(8, 64, 32, 1)->w), 0);
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeInt4(8, 200, 0, false, WeightType::kF16, 1)->w), 0);
+  EXPECT_EQ(GroupInt8ActivationBlock(MakeFp8(16, 256, 128, 128, WeightType::kF32, 1)->w), 0);
+}
+
+// GroupInt8Dot is the product of the dequantised weights with the rounded
+// activations (q·d_x), computed here in double from the weights' fp32
+// values; and it is within the activations' rounding of the exact product.
+TEST(GroupQuantTest, GroupInt8DotIsTheRoundedProduct) {
+  uint32_t seed = 2100;
+  for (const auto& c : Int8Cases()) {
+    const int64_t n = c->w.rows, k = c->w.cols;
+    const int64_t m = 3;
+    std::vector<float> x = RandomFloats(m * k, ++seed);
+    x[5] = 0;  // a zero, and a row with a block of zeros
+    std::fill_n(x.begin() + 2 * k, GroupInt8ActivationBlock(c->w), 0.0f);
+    Int8Rows rows;
+    rows.Resize(m, k, GroupInt8ActivationBlock(c->w));
+    for (int64_t r = 0; r < m; ++r) QuantizeInt8Row(x.data(), r, &rows);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t o = 0; o < n; ++o) {
+        double rounded = 0, exact = 0, magnitude = 0, rounding = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          const double wv = c->values[o * k + i];
+          const double d_x = rows.scales_row(r)[i / rows.block];
+          rounded += wv * rows.q_row(r)[i] * d_x;
+          exact += wv * x[r * k + i];
+          magnitude += std::fabs(wv * rows.q_row(r)[i] * d_x);
+          rounding += std::fabs(wv) * d_x / 2;
+        }
+        const double dot = GroupInt8Dot(c->w, o, rows, r);
+        const std::string what = absl::StrCat(c->label, " row ", r, " output ", o);
+        ASSERT_NEAR(dot, rounded, 1e-5 * magnitude + 1e-30) << what;
+        ASSERT_NEAR(dot, exact, rounding * 1.001 + 1e-5 * magnitude + 1e-30) << what;
+      }
+    }
+  }
+}
+
+// Every ISA, thread count and row count in int8 mode: bit for bit
+// GroupInt8Dot, and each row equal to the same row computed alone.
+TEST(GroupQuantTest, CpuInt8MatmulIsGroupInt8DotAndBatchInvariant) {
+  uint32_t seed = 2500;
+  for (const auto& c : Int8Cases()) {
+    const int64_t n = c->w.rows, k = c->w.cols;
+    for (const cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
+      if (!cpu::IsaSupported(isa)) continue;
+      for (int threads : {1, 3}) {
+        std::unique_ptr<Backend> backend = cpu::MakeCpuBackendForIsa(isa, threads, QuantizedMatmul::kInt8);
+        for (int64_t m : {1, 2, 5, 9}) {
+          const std::string what = absl::StrCat(c->label, " ", std::string(backend->name()), " m ", m);
+          const std::vector<float> x = RandomFloats(m * k, ++seed);
+          std::vector<float> actual(m * n), expected(m * n);
+          backend->Matmul(x.data(), c->w, actual.data(), m);
+          Int8Rows rows;
+          rows.Resize(m, k, GroupInt8ActivationBlock(c->w));
+          for (int64_t r = 0; r < m; ++r) QuantizeInt8Row(x.data(), r, &rows);
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t o = 0; o < n; ++o) expected[r * n + o] = GroupInt8Dot(c->w, o, rows, r);
+          }
+          EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.size() * 4), 0) << what;
+          std::vector<float> alone(n);
+          backend->Matmul(x.data() + (m - 1) * k, c->w, alone.data(), 1);
+          EXPECT_EQ(std::memcmp(alone.data(), actual.data() + (m - 1) * n, n * 4), 0) << what;
+        }
       }
     }
   }

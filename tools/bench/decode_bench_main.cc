@@ -37,7 +37,7 @@ ABSL_FLAG(int32_t, prompt_tokens, 32, "prompt length of each stream");
 ABSL_FLAG(int32_t, tokens, 64, "decode steps timed (after one warm-up step)");
 ABSL_FLAG(int32_t, repetitions, 3, "timed runs; the median is reported");
 ABSL_FLAG(std::string, quant_matmul, "int8",
-          "block-quantized (GGUF) weights: int8 (8-bit activations, integer dot products) or fp32");
+          "GGUF and 4-bit (AWQ, INT4) weights: int8 (8-bit activations, integer dot products) or fp32");
 
 namespace duet::bench {
 namespace {

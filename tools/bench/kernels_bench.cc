@@ -5,6 +5,7 @@
 // GFLOP/s.
 // docs/performance.md has the command line and recorded results.
 #include <benchmark/benchmark.h>
+#include <glog/logging.h>
 
 #include <chrono>
 #include <cstring>
@@ -23,13 +24,21 @@ namespace {
 using kernels::Backend;
 using kernels::Weight;
 using kernels::WeightType;
+using kernels::QuantizedMatmul;
 
 constexpr int kThreads = 2;
 constexpr size_t kMiB = size_t{1} << 20;
 
-Backend& SharedBackend(int num_threads = kThreads) {
+// The CPU backend on 1 or kThreads threads, quantized weights multiplied
+// against int8 activations (the default) or in fp32.
+Backend& SharedBackend(int num_threads = kThreads, QuantizedMatmul mode = QuantizedMatmul::kInt8) {
   static const std::unique_ptr<Backend> two_threads = kernels::MakeCpuBackend(kThreads);
   static const std::unique_ptr<Backend> one_thread = kernels::MakeCpuBackend(1);
+  static const std::unique_ptr<Backend> two_threads_fp32 = kernels::MakeCpuBackend(kThreads, QuantizedMatmul::kFloat);
+  if (mode == QuantizedMatmul::kFloat) {
+    CHECK_EQ(num_threads, kThreads);
+    return *two_threads_fp32;
+  }
   return num_threads == 1 ? *one_thread : *two_threads;
 }
 
@@ -90,10 +99,11 @@ BENCHMARK(BM_ReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
 // y[1, n] = x[1, k] · W[n, k]ᵀ on `num_threads` threads over `weights`
 // (WeightCopies or GroupWeightCopies).
 template <typename Copies>
-void DecodeGemv(benchmark::State& state, Copies& weights, int64_t k, int64_t n, int num_threads) {
+void DecodeGemv(benchmark::State& state, Copies& weights, int64_t k, int64_t n, int num_threads,
+                QuantizedMatmul mode = QuantizedMatmul::kInt8) {
   const std::vector<float> x = RandomFloats(k, 1);
   std::vector<float> y(n);
-  Backend& backend = SharedBackend(num_threads);
+  Backend& backend = SharedBackend(num_threads, mode);
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     backend.Matmul(x.data(), weights.Next(), y.data(), 1);
@@ -211,15 +221,25 @@ class GroupWeightCopies {
 };
 
 // The decode GEMV over weights as a quantized checkpoint stores them: bytes
-// are the packed codes with their scales and zero points.
-void BM_DecodeGemvQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t k, int64_t n) {
+// are the packed codes with their scales and zero points. The 4-bit types
+// run with int8 activations (the default) and in fp32 (_fp32).
+void BM_DecodeGemvQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t k, int64_t n,
+                            QuantizedMatmul mode = QuantizedMatmul::kInt8) {
   GroupWeightCopies weights(type, n, k, group, 256 * kMiB);
-  DecodeGemv(state, weights, k, n, kThreads);
+  DecodeGemv(state, weights, k, n, kThreads, mode);
 }
 BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, awq_g128_k4096_n4096, WeightType::kAwqInt4, 128, 4096, 4096)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, awq_g128_k4096_n4096_fp32, WeightType::kAwqInt4, 128, 4096, 4096,
+                  QuantizedMatmul::kFloat)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, int4_g128_k4096_n4096, WeightType::kInt4, 128, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, int4_g128_k4096_n4096_fp32, WeightType::kInt4, 128, 4096, 4096,
+                  QuantizedMatmul::kFloat)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, fp8_block128_k4096_n4096, WeightType::kF8E4M3, 128, 4096, 4096)
@@ -231,10 +251,11 @@ BENCHMARK_CAPTURE(BM_DecodeGemvQuantized, fp8_channel_k4096_n4096, WeightType::k
 
 // y[m, n] = x[m, k] · W[n, k]ᵀ, compute-bound.
 template <typename Copies>
-void PrefillGemm(benchmark::State& state, Copies& weights, int64_t m, int64_t k, int64_t n) {
+void PrefillGemm(benchmark::State& state, Copies& weights, int64_t m, int64_t k, int64_t n,
+                 QuantizedMatmul mode = QuantizedMatmul::kInt8) {
   const std::vector<float> x = RandomFloats(m * k, 1);
   std::vector<float> y(m * n);
-  Backend& backend = SharedBackend();
+  Backend& backend = SharedBackend(kThreads, mode);
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     backend.Matmul(x.data(), weights.Next(), y.data(), m);
@@ -260,11 +281,18 @@ BENCHMARK_CAPTURE(BM_PrefillGemm, f32_m64_k4096_n4096, WeightType::kF32, 64, 409
     ->Unit(benchmark::kMillisecond);
 
 void BM_PrefillGemmQuantized(benchmark::State& state, WeightType type, int64_t group, int64_t m, int64_t k,
-                             int64_t n) {
+                             int64_t n, QuantizedMatmul mode = QuantizedMatmul::kInt8) {
   GroupWeightCopies weights(type, n, k, group, 0);
-  PrefillGemm(state, weights, m, k, n);
+  PrefillGemm(state, weights, m, k, n, mode);
 }
 BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, awq_g128_m64_k4096_n4096, WeightType::kAwqInt4, 128, 64, 4096, 4096)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, awq_g128_m64_k4096_n4096_fp32, WeightType::kAwqInt4, 128, 64, 4096, 4096,
+                  QuantizedMatmul::kFloat)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, int4_g128_m64_k4096_n4096, WeightType::kInt4, 128, 64, 4096, 4096)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, fp8_block128_m64_k4096_n4096, WeightType::kF8E4M3, 128, 64, 4096,

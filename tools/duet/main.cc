@@ -34,8 +34,9 @@ ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
 ABSL_FLAG(std::string, backend, "cpu", "cpu or reference");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads; 0 uses every core");
 ABSL_FLAG(std::string, quant_matmul, "int8",
-          "GGUF block-quantized weights on the CPU: int8 (activations rounded to 8 bits, integer "
-          "dot products, as llama.cpp; fastest) or fp32 (dequantised, fp32 products; exact)");
+          "GGUF block-quantized and 4-bit (AWQ, compressed-tensors INT4) weights on the CPU: int8 "
+          "(activations rounded to 8 bits, integer dot products, as llama.cpp; fastest) or fp32 "
+          "(dequantised, fp32 products; exact)");
 ABSL_FLAG(int32_t, prefill_chunk, 0, "prefill chunk size in tokens; 0 runs the prompt at once");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
 // serve
