@@ -96,7 +96,12 @@ void ScalesToFloat(const Weight& w, int64_t first, int64_t count, float* out) {
   for (; i < count; ++i) out[i] = GroupScaleAt(w, first + i);
 }
 
+// How far ahead of its loads a kInt4 tile prefetches each weight row.
+constexpr int64_t kInt4AheadBytes = 256;
+
 // Outputs [n, n + 8) of kInt4 `w` for every row of x.
+// kChunks: 64-input chunks per activation block (x.block / 64).
+template <int kChunks>
 void Int4Tile(const Int8Rows& x, const int8_t* deinterleaved, const Weight& w, int64_t n, float* y) {
   const int64_t groups = w.cols / w.group_size;
   const int64_t word_cols = w.cols / 8;
@@ -120,17 +125,23 @@ void Int4Tile(const Int8Rows& x, const int8_t* deinterleaved, const Weight& w, i
     const float* d_x = x.scales_row(r);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < x.cols / x.block; ++b) {
+      // Each output's lanes in one register over the block's chunks.
+      const uint8_t* block_bytes = bytes + b * kChunks * 32;
+      const int8_t* block_q = q + b * kChunks * 64;
       __m256i dots[8];
-      for (int i = 0; i < 8; ++i) dots[i] = _mm256_setzero_si256();
-      for (int64_t c = b * x.block; c < (b + 1) * x.block; c += 64) {
-        const __m256i even = Load32(q + c);
-        const __m256i odd = Load32(q + c + 32);
-        for (int i = 0; i < 8; ++i) {
-          const __m256i v = Load32(bytes + i * row_bytes + c / 2);
-          const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(LowNibbles(v), even),
-                                                 _mm256_maddubs_epi16(HighNibbles(v), odd));
-          dots[i] = _mm256_add_epi32(dots[i], _mm256_madd_epi16(pairs, ones));
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* weights = block_bytes + i * row_bytes;
+        _mm_prefetch(reinterpret_cast<const char*>(weights + kInt4AheadBytes), _MM_HINT_T0);
+        __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int c = 0; c < kChunks; ++c) {
+          const __m256i v = Load32(weights + 32 * c);
+          const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(LowNibbles(v), Load32(block_q + 64 * c)),
+                                                 _mm256_maddubs_epi16(HighNibbles(v), Load32(block_q + 64 * c + 32)));
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
         }
+        dots[i] = sum;
       }
       const int64_t g = b / blocks_per_group;
       uint32_t zero_word = 0x88888888u;  // symmetric: every zero point 8
@@ -150,7 +161,8 @@ void Int4Columns(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin, 
   deinterleaved.resize(static_cast<size_t>(x.rows * x.cols));
   for (int64_t r = 0; r < x.rows; ++r) Deinterleave(x.q_row(r), x.cols, deinterleaved.data() + r * x.cols);
   int64_t n = n_begin;
-  for (; n + 8 <= n_end && n % 8 == 0; n += 8) Int4Tile(x, deinterleaved.data(), w, n, y);
+  const auto tile = x.block == 128 ? Int4Tile<2> : Int4Tile<1>;
+  for (; n + 8 <= n_end && n % 8 == 0; n += 8) tile(x, deinterleaved.data(), w, n, y);
   for (; n < n_end; ++n) {
     for (int64_t r = 0; r < x.rows; ++r) y[r * w.rows + n] = GroupInt8Dot(w, n, x, r);
   }

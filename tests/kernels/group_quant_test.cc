@@ -389,6 +389,8 @@ std::vector<std::unique_ptr<GroupCase>> Int8Cases() {
   cases.push_back(MakeAwq(128, 256, 64, ++seed));   // two 64-output tiles, blocks of 64
   cases.push_back(MakeAwq(72, 384, 128, ++seed));   // a tile and an 8-output tail
   cases.push_back(MakeAwq(192, 512, 256, ++seed));  // two blocks of 128 per group
+  cases.push_back(MakeAwq(392, 256, 128, ++seed));  // 128-output tiles, a 64-output one, a tail
+  cases.push_back(MakeAwq(256, 128, 64, ++seed));
   cases.push_back(MakeInt4(37, 256, 128, true, WeightType::kF16, ++seed));  // 4 tiles and a 5-output tail
   cases.push_back(MakeInt4(24, 384, 192, false, WeightType::kBF16, ++seed));  // blocks of 64, 3 per group
   cases.push_back(MakeInt4(16, 256, 0, true, WeightType::kF32, ++seed));      // one scale per row
