@@ -166,6 +166,19 @@ std::string Metrics::RenderPrometheus(const engine::EngineStats& stats) const {
   AppendSample(&out, "duet:generation_tokens_total", labels, stats.num_generated_tokens);
   AppendHeader(&out, "duet:num_steps_total", "counter", "Engine steps run on the workers.");
   AppendSample(&out, "duet:num_steps_total", labels, stats.num_steps);
+  AppendHeader(&out, "duet:step_seconds_total", "counter",
+               "Wall time of the engine's steps, from sending the step to the workers to its result.");
+  AppendSample(&out, "duet:step_seconds_total", labels, stats.step_seconds);
+  AppendHeader(&out, "duet:step_compute_seconds_total", "counter",
+               "The part of duet:step_seconds_total the workers spent computing (the slowest rank).");
+  AppendSample(&out, "duet:step_compute_seconds_total", labels, stats.step_compute_seconds);
+  AppendHeader(&out, "duet:decode_steps_total", "counter", "Steps of one token per sequence.");
+  AppendSample(&out, "duet:decode_steps_total", labels, stats.num_decode_steps);
+  AppendHeader(&out, "duet:decode_step_seconds_total", "counter", "duet:step_seconds_total of the decode steps.");
+  AppendSample(&out, "duet:decode_step_seconds_total", labels, stats.decode_step_seconds);
+  AppendHeader(&out, "duet:decode_step_compute_seconds_total", "counter",
+               "duet:step_compute_seconds_total of the decode steps.");
+  AppendSample(&out, "duet:decode_step_compute_seconds_total", labels, stats.decode_step_compute_seconds);
 
   absl::MutexLock lock(&mu_);
   AppendHeader(&out, "duet:request_success_total", "counter", "Finished samples and failed requests by reason.");

@@ -10,6 +10,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/str_cat.h"
 #include "glog/logging.h"
 #include "router/engine/block_manager.h"
@@ -343,10 +345,24 @@ class Engine::Impl {
         constrained.push_back(sample);
       }
     }
+    const absl::Time sent = absl::Now();
     absl::StatusOr<worker::v1::StepResult> result =
         constrained.empty() ? client_->Step(step)
                             : client_->StepWithLateMasks(step, [this, &constrained] { return NextMasks(constrained); });
     ++num_steps_;
+    if (result.ok()) {
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - sent);
+      const double compute = static_cast<double>(result->compute_micros()) * 1e-6;
+      step_timing_.step_seconds += seconds;
+      step_timing_.step_compute_seconds += compute;
+      const bool decode = std::all_of(plan.chunks.begin(), plan.chunks.end(),
+                                      [](const ScheduledChunk& chunk) { return chunk.num_tokens == 1; });
+      if (decode && !plan.chunks.empty()) {
+        ++step_timing_.num_decode_steps;
+        step_timing_.decode_step_seconds += seconds;
+        step_timing_.decode_step_compute_seconds += compute;
+      }
+    }
     if (!result.ok()) {
       LOG(ERROR) << "step " << step_id_ << " failed: " << result.status();
       const bool unavailable = absl::IsUnavailable(result.status());
@@ -520,6 +536,11 @@ class Engine::Impl {
     stats.num_preemptions = counters.num_preemptions;
     stats.num_prompt_tokens = num_prompt_tokens_;
     stats.num_steps = num_steps_;
+    stats.step_seconds = step_timing_.step_seconds;
+    stats.step_compute_seconds = step_timing_.step_compute_seconds;
+    stats.num_decode_steps = step_timing_.num_decode_steps;
+    stats.decode_step_seconds = step_timing_.decode_step_seconds;
+    stats.decode_step_compute_seconds = step_timing_.decode_step_compute_seconds;
     {
       absl::MutexLock lock(&mu_);
       num_waiting_requests_ = stats.num_waiting_requests;
@@ -626,6 +647,7 @@ class Engine::Impl {
   uint64_t next_seq_id_ = 1;
   uint64_t step_id_ = 0;
   int64_t num_steps_ = 0;
+  EngineStats step_timing_;  // only its step timing fields
   int64_t num_prompt_tokens_ = 0;
 
   // Between front ends and the step thread.

@@ -81,6 +81,15 @@ struct EngineStats {
   int64_t num_prompt_tokens = 0;      // prompt tokens of admitted requests
   int64_t num_generated_tokens = 0;   // output tokens sent to clients
   int64_t num_steps = 0;
+  // Wall time of the steps as the engine saw them (request sent to result
+  // back) and the part the workers spent computing (the slowest rank's
+  // compute_micros): the rest is the round trip's overhead (encoding, gRPC,
+  // thread wake-ups). Also for decode steps alone (one token per sequence).
+  double step_seconds = 0;
+  double step_compute_seconds = 0;
+  int64_t num_decode_steps = 0;
+  double decode_step_seconds = 0;
+  double decode_step_compute_seconds = 0;
   bool workers_healthy = true;
 };
 

@@ -1,5 +1,6 @@
 #include "router/workers/worker_group.h"
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -261,6 +262,10 @@ absl::StatusOr<StepResult> WorkerGroup::RunStep(const StepRequest& request, cons
   if (!results[0].error().empty()) {
     return absl::InvalidArgumentError(StrCat("workers rejected step ", request.step_id(), ": ",
                                              results[0].error()));
+  }
+  // The step took as long as its slowest rank.
+  for (int rank = 1; rank < world_size; ++rank) {
+    results[0].set_compute_micros(std::max(results[0].compute_micros(), results[rank].compute_micros()));
   }
   return std::move(results[0]);
 }

@@ -562,6 +562,12 @@ TEST(MetricsTest, PrometheusText) {
   stats.num_preemptions = 3;
   stats.num_prompt_tokens = 40;
   stats.num_generated_tokens = 12;
+  stats.num_steps = 9;
+  stats.step_seconds = 1.5;
+  stats.step_compute_seconds = 1.25;
+  stats.num_decode_steps = 7;
+  stats.decode_step_seconds = 0.75;
+  stats.decode_step_compute_seconds = 0.625;
   const std::string text = metrics.RenderPrometheus(stats);
   const std::string labels = "{model_name=\"m\\\"x\"}";
   EXPECT_THAT(text, HasSubstr("# TYPE duet:num_requests_running gauge\nduet:num_requests_running" + labels + " 2\n"));
@@ -572,6 +578,12 @@ TEST(MetricsTest, PrometheusText) {
   EXPECT_THAT(text, HasSubstr("duet:num_preemptions_total" + labels + " 3\n"));
   EXPECT_THAT(text, HasSubstr("duet:prompt_tokens_total" + labels + " 40\n"));
   EXPECT_THAT(text, HasSubstr("duet:generation_tokens_total" + labels + " 12\n"));
+  EXPECT_THAT(text, HasSubstr("duet:num_steps_total" + labels + " 9\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE duet:step_seconds_total counter\nduet:step_seconds_total" + labels + " 1.5\n"));
+  EXPECT_THAT(text, HasSubstr("duet:step_compute_seconds_total" + labels + " 1.25\n"));
+  EXPECT_THAT(text, HasSubstr("duet:decode_steps_total" + labels + " 7\n"));
+  EXPECT_THAT(text, HasSubstr("duet:decode_step_seconds_total" + labels + " 0.75\n"));
+  EXPECT_THAT(text, HasSubstr("duet:decode_step_compute_seconds_total" + labels + " 0.625\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE duet:time_to_first_token_seconds histogram\n"));
   EXPECT_THAT(text, HasSubstr("duet:time_to_first_token_seconds_bucket{model_name=\"m\\\"x\",le=\"0.02\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("duet:time_to_first_token_seconds_bucket{model_name=\"m\\\"x\",le=\"0.04\"} 1\n"));

@@ -93,6 +93,26 @@ std::string Prompt(int i, int length) {
   return prompt;
 }
 
+// The engine times each step and takes the workers' compute time from the
+// result: the difference is the round trip's overhead. A request of 9
+// prompt tokens and 5 outputs runs a prefill step and 4 decode steps.
+TEST_F(EngineTest, StepTimesAndTheWorkersComputeTimeAreCounted) {
+  std::unique_ptr<Engine> engine = StartEngine();
+  shared_->step_delay_ms = 20;
+  shared_->compute_micros = 15000;
+  const Collected collected = Run(*engine, Greedy("abcdefghi", 5));
+  ASSERT_TRUE(collected.error.ok()) << collected.error;
+  ASSERT_EQ(collected.samples[0].token_ids.size(), 5u);
+  const EngineStats stats = SettledStats(*engine);
+  EXPECT_EQ(stats.num_steps, 5);
+  EXPECT_EQ(stats.num_decode_steps, 4);
+  EXPECT_DOUBLE_EQ(stats.step_compute_seconds, 5 * 0.015);
+  EXPECT_DOUBLE_EQ(stats.decode_step_compute_seconds, 4 * 0.015);
+  EXPECT_GE(stats.step_seconds, 5 * 0.020);
+  EXPECT_GE(stats.decode_step_seconds, 4 * 0.020);
+  EXPECT_LT(stats.decode_step_seconds, stats.step_seconds);
+}
+
 TEST_F(EngineTest, ConcurrentGreedyRequestsGiveWhatEachGivesAlone) {
   FakeWorkerOptions worker;
   worker.num_blocks = 512;

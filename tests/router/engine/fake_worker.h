@@ -64,6 +64,8 @@ class FakeWorker : public router::WorkerClient {
     std::atomic<int32_t> num_reinitializations{0};
     // Each step takes at least this long.
     std::atomic<int32_t> step_delay_ms{0};
+    // What each step's result reports as the workers' compute time.
+    std::atomic<int64_t> compute_micros{0};
   };
 
   explicit FakeWorker(const FakeWorkerOptions& options, std::shared_ptr<Shared> shared = nullptr)
@@ -96,6 +98,7 @@ class FakeWorker : public router::WorkerClient {
     shared_->max_batch_seqs = std::max<int32_t>(shared_->max_batch_seqs, request.scheduled_size());
     worker::v1::StepResult result;
     result.set_step_id(request.step_id());
+    result.set_compute_micros(static_cast<uint64_t>(shared_->compute_micros.load()));
     for (const worker::v1::ScheduledSequence& scheduled : request.scheduled()) {
       Seq& seq = sequences_.at(scheduled.seq_id());
       seq.block_ids.insert(seq.block_ids.end(), scheduled.new_block_ids().begin(),
