@@ -209,7 +209,7 @@ void ScaleLanes(const float* natural, __m256 out[8]) {
   }
 }
 
-// Outputs [n_begin, n_begin + 64·tiles) of AWQ `w` for every row of x. The
+// Outputs [n_begin, n_begin + 64·tiles) of AWQ `w` for rows [r0, r0 + R) of x. The
 // weights stream in their stored order: each pair of input rows is read
 // across every tile before the next pair, the tiles' int16 sums and int32
 // block sums kept in L1 meanwhile.
@@ -217,82 +217,92 @@ void ScaleLanes(const float* natural, __m256 out[8]) {
 // to read (the hardware prefetchers do not follow the rows' stride).
 constexpr int64_t kAheadRows = 2;
 
-void AwqTiles(const Int8Rows& x, const Weight& w, int64_t n_begin, int64_t tiles, float* y) {
+template <int R>
+void AwqTiles(const Int8Rows& x, const Weight& w, int64_t n_begin, int64_t tiles, int64_t r0, float* y) {
   const int64_t line = w.rows / 8 * 4;  // bytes per input row (and zero-point row)
   const auto* bytes = static_cast<const uint8_t*>(w.data) + n_begin / 2;
   const auto* zero_bytes = static_cast<const uint8_t*>(w.zeros) + n_begin / 2;
   const auto* scale_halves = static_cast<const uint16_t*>(w.scales) + n_begin;
   const int64_t blocks_per_group = w.group_size / x.block;
+  // Per row of the R: the tiles' int16 sums, int32 block sums and fp32 sums.
   thread_local std::vector<__m256i> sums, dots;
   thread_local std::vector<__m256> acc;
-  sums.resize(static_cast<size_t>(tiles * 4));
-  dots.resize(static_cast<size_t>(tiles * 8));
-  acc.resize(static_cast<size_t>(tiles * 8));
-  for (int64_t r = 0; r < x.rows; ++r) {
-    const int8_t* q = x.q_row(r);
-    const float* d_x = x.scales_row(r);
-    std::fill(acc.begin(), acc.end(), _mm256_setzero_ps());
-    for (int64_t b = 0; b < x.cols / x.block; ++b) {
-      std::fill(dots.begin(), dots.end(), _mm256_setzero_si256());
-      for (int64_t k0 = b * x.block; k0 < (b + 1) * x.block; k0 += 16) {
-        std::fill(sums.begin(), sums.end(), _mm256_setzero_si256());
-        for (int64_t k = k0; k < k0 + 16; k += 2) {
+  sums.resize(static_cast<size_t>(R * tiles * 4));
+  dots.resize(static_cast<size_t>(R * tiles * 8));
+  acc.resize(static_cast<size_t>(R * tiles * 8));
+  std::fill(acc.begin(), acc.end(), _mm256_setzero_ps());
+  for (int64_t b = 0; b < x.cols / x.block; ++b) {
+    std::fill(dots.begin(), dots.end(), _mm256_setzero_si256());
+    for (int64_t k0 = b * x.block; k0 < (b + 1) * x.block; k0 += 16) {
+      std::fill(sums.begin(), sums.end(), _mm256_setzero_si256());
+      for (int64_t k = k0; k < k0 + 16; k += 2) {
+        __m256i activations[R];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r) {
           int16_t pair;
-          std::memcpy(&pair, q + k, 2);
-          const __m256i activations = _mm256_set1_epi16(pair);
-          const uint8_t* row0 = bytes + k * line;
-          const uint8_t* row1 = row0 + line;
-          for (int64_t t = 0; t < tiles; ++t) {
-            if (t % 2 == 0) {
-              _mm_prefetch(reinterpret_cast<const char*>(row0 + kAheadRows * line + 32 * t), _MM_HINT_T0);
-              _mm_prefetch(reinterpret_cast<const char*>(row1 + kAheadRows * line + 32 * t), _MM_HINT_T0);
-            }
-            const __m256i v0 = Load32(row0 + 32 * t);
-            const __m256i v1 = Load32(row1 + 32 * t);
-            const __m256i low0 = LowNibbles(v0), low1 = LowNibbles(v1);
-            const __m256i high0 = HighNibbles(v0), high1 = HighNibbles(v1);
-            __m256i* s = sums.data() + 4 * t;
-            s[0] = _mm256_add_epi16(s[0], _mm256_maddubs_epi16(_mm256_unpacklo_epi8(low0, low1), activations));
-            s[1] = _mm256_add_epi16(s[1], _mm256_maddubs_epi16(_mm256_unpackhi_epi8(low0, low1), activations));
-            s[2] = _mm256_add_epi16(s[2], _mm256_maddubs_epi16(_mm256_unpacklo_epi8(high0, high1), activations));
-            s[3] = _mm256_add_epi16(s[3], _mm256_maddubs_epi16(_mm256_unpackhi_epi8(high0, high1), activations));
-          }
+          std::memcpy(&pair, x.q_row(r0 + r) + k, 2);
+          activations[r] = _mm256_set1_epi16(pair);
         }
-        // 8 pairs of at most 2·15·127 each: |sum| ≤ 30480, no int16 overflow.
+        const uint8_t* row0 = bytes + k * line;
+        const uint8_t* row1 = row0 + line;
         for (int64_t t = 0; t < tiles; ++t) {
-          for (int i = 0; i < 4; ++i) {
-            const __m256i s = sums[4 * t + i];
-            __m256i* d = dots.data() + 8 * t + 2 * i;
-            d[0] = _mm256_add_epi32(d[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
-            d[1] = _mm256_add_epi32(d[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+          if (t % 2 == 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(row0 + kAheadRows * line + 32 * t), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(row1 + kAheadRows * line + 32 * t), _MM_HINT_T0);
+          }
+          const __m256i v0 = Load32(row0 + 32 * t);
+          const __m256i v1 = Load32(row1 + 32 * t);
+          const __m256i low0 = LowNibbles(v0), low1 = LowNibbles(v1);
+          const __m256i high0 = HighNibbles(v0), high1 = HighNibbles(v1);
+          const __m256i unpacked[4] = {_mm256_unpacklo_epi8(low0, low1), _mm256_unpackhi_epi8(low0, low1),
+                                       _mm256_unpacklo_epi8(high0, high1), _mm256_unpackhi_epi8(high0, high1)};
+#pragma GCC unroll 2
+          for (int r = 0; r < R; ++r) {
+            __m256i* s = sums.data() + (r * tiles + t) * 4;
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i) s[i] = _mm256_add_epi16(s[i], _mm256_maddubs_epi16(unpacked[i], activations[r]));
           }
         }
       }
-      const int64_t g = b / blocks_per_group;
-      const __m256i sum = _mm256_set1_epi32(BlockSum(x, r, b));
-      const __m256 d = _mm256_set1_ps(d_x[b]);
-      for (int64_t t = 0; t < tiles; ++t) {
-        __m256i zeros[8];
-        __m256 scales[8];
-        NibbleLanes(Load32(zero_bytes + g * line + 32 * t), zeros);
-        alignas(32) float natural[64];
-        for (int i = 0; i < 8; ++i) {
-          const __m128i halves =
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_halves + g * w.rows + 64 * t + 8 * i));
-          _mm256_store_ps(natural + 8 * i, _mm256_cvtph_ps(halves));
-        }
-        ScaleLanes(natural, scales);
-        for (int v = 0; v < 8; ++v) {
-          const __m256i j = _mm256_sub_epi32(dots[8 * t + v], _mm256_mullo_epi32(zeros[v], sum));
-          acc[8 * t + v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(j), _mm256_mul_ps(scales[v], d), acc[8 * t + v]);
+      // 8 pairs of at most 2·15·127 each: |sum| ≤ 30480, no int16 overflow.
+      for (int64_t rt = 0; rt < R * tiles; ++rt) {
+        for (int i = 0; i < 4; ++i) {
+          const __m256i s = sums[4 * rt + i];
+          __m256i* d = dots.data() + 8 * rt + 2 * i;
+          d[0] = _mm256_add_epi32(d[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+          d[1] = _mm256_add_epi32(d[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
         }
       }
     }
+    const int64_t g = b / blocks_per_group;
     for (int64_t t = 0; t < tiles; ++t) {
-      float* out = y + r * w.rows + n_begin + 64 * t;
+      __m256i zeros[8];
+      __m256 scales[8];
+      NibbleLanes(Load32(zero_bytes + g * line + 32 * t), zeros);
+      alignas(32) float natural[64];
+      for (int i = 0; i < 8; ++i) {
+        const __m128i halves =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_halves + g * w.rows + 64 * t + 8 * i));
+        _mm256_store_ps(natural + 8 * i, _mm256_cvtph_ps(halves));
+      }
+      ScaleLanes(natural, scales);
+      for (int r = 0; r < R; ++r) {
+        const __m256i sum = _mm256_set1_epi32(BlockSum(x, r0 + r, b));
+        const __m256 d = _mm256_set1_ps(x.scales_row(r0 + r)[b]);
+        const int64_t rt = r * tiles + t;
+        for (int v = 0; v < 8; ++v) {
+          const __m256i j = _mm256_sub_epi32(dots[8 * rt + v], _mm256_mullo_epi32(zeros[v], sum));
+          acc[8 * rt + v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(j), _mm256_mul_ps(scales[v], d), acc[8 * rt + v]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      float* out = y + (r0 + r) * w.rows + n_begin + 64 * t;
       for (int v = 0; v < 8; ++v) {
         alignas(32) float lanes[8];
-        _mm256_store_ps(lanes, acc[8 * t + v]);
+        _mm256_store_ps(lanes, acc[8 * (r * tiles + t) + v]);
         for (int lane = 0; lane < 8; ++lane) out[LaneOutput(v, lane)] = lanes[lane];
       }
     }
@@ -303,7 +313,10 @@ void AwqColumns(const Int8Rows& x, const Weight& w, float* y, int64_t n_begin, i
   int64_t n = n_begin;
   if (n_begin % 8 == 0 && n_end - n_begin >= 64) {
     const int64_t tiles = (n_end - n_begin) / 64;
-    AwqTiles(x, w, n_begin, tiles, y);
+    // Two activation rows share each unpacked pair of weight rows.
+    int64_t r = 0;
+    for (; r + 2 <= x.rows; r += 2) AwqTiles<2>(x, w, n_begin, tiles, r, y);
+    if (r < x.rows) AwqTiles<1>(x, w, n_begin, tiles, r, y);
     n += 64 * tiles;
   }
   for (; n < n_end; ++n) {
