@@ -122,4 +122,19 @@ bool ParseQuantizedMatmul(std::string_view name, QuantizedMatmul* mode) {
   return true;
 }
 
+int64_t KvDtypeBytes(KvDtype dtype) { return dtype == KvDtype::kBfloat16 ? 2 : 4; }
+
+std::string_view KvDtypeName(KvDtype dtype) { return dtype == KvDtype::kBfloat16 ? "bf16" : "fp32"; }
+
+bool ParseKvDtype(std::string_view name, KvDtype* dtype) {
+  if (name == "fp32" || name == "float32") {
+    *dtype = KvDtype::kFloat32;
+  } else if (name == "bf16" || name == "bfloat16") {
+    *dtype = KvDtype::kBfloat16;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace duet::kernels

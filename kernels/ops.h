@@ -86,14 +86,27 @@ struct Weight {
   int64_t scale_rows = 1;  // output features (rows) per scale: 1 except kF8E4M3 blocks
 };
 
+// How the paged KV cache stores each K and V value.
+enum class KvDtype : uint8_t {
+  kFloat32,   // exact
+  kBfloat16,  // half the bytes; rounded to nearest even as it is written
+};
+
+// Bytes of one cached value: 4 or 2.
+int64_t KvDtypeBytes(KvDtype dtype);
+std::string_view KvDtypeName(KvDtype dtype);  // "fp32" or "bf16"
+// Accepts "fp32" / "float32" and "bf16" / "bfloat16".
+bool ParseKvDtype(std::string_view name, KvDtype* dtype);
+
 // Paged KV cache of one layer: K and V each [num_blocks, block_size,
-// num_kv_heads, head_dim] fp32. Token t of a sequence lives in block
-// block_table[t / block_size], slot t % block_size.
+// num_kv_heads, head_dim] values of `dtype`. Token t of a sequence lives in
+// block block_table[t / block_size], slot t % block_size.
 struct KvCacheLayout {
   int32_t num_blocks = 0;
   int32_t block_size = 16;
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
+  KvDtype dtype = KvDtype::kFloat32;
 };
 
 // The sequences of one attention call. Sequence s owns query rows
@@ -158,16 +171,19 @@ class Backend {
   // Softmax over each row, in place. x: [rows, cols].
   virtual void Softmax(float* x, int64_t rows, int64_t cols) = 0;
 
-  // Writes K/V of new tokens into the paged cache.
+  // Writes K/V of new tokens into the paged cache, as layout.dtype (bf16:
+  // each value rounded to nearest even, kernels' FloatToBf16).
   // k, v: [num_tokens, layout.num_kv_heads, layout.head_dim];
   // slots: [num_tokens], slot = block_id * block_size + offset in block.
   virtual void WriteKv(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
-                       const KvCacheLayout& layout, float* k_cache, float* v_cache) = 0;
+                       const KvCacheLayout& layout, void* k_cache, void* v_cache) = 0;
 
   // Causal paged attention with GQA (query head h uses KV head
-  // h / (num_q_heads / num_kv_heads)).
+  // h / (num_q_heads / num_kv_heads)), over a cache of layout.dtype (bf16
+  // values widened to fp32 exactly, so the result is the fp32 cache's for
+  // the rounded values).
   // q, out: [total queries, num_q_heads, layout.head_dim].
-  virtual void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+  virtual void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                               const KvCacheLayout& layout, const AttentionBatch& batch,
                               int32_t num_q_heads, float scale, float* out) = 0;
 

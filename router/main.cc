@@ -53,6 +53,9 @@ ABSL_FLAG(int32_t, max_num_seqs, 256, "most sequences in one step");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "most tokens in one step");
 ABSL_FLAG(int32_t, max_waiting_requests, 4096, "requests beyond this many waiting are refused");
 ABSL_FLAG(double, kv_cache_gib, 0, "KV cache per worker in GiB; 0: the workers size it");
+ABSL_FLAG(std::string, kv_cache_dtype, "auto",
+          "how the workers' KV cache stores K and V: auto (fp32 on CPU workers), fp32, or bf16 (half the bytes, "
+          "twice the tokens)");
 ABSL_FLAG(bool, disable_prefix_caching, false, "never share KV blocks between requests");
 ABSL_FLAG(std::string, host, "127.0.0.1", "address the gRPC server listens on");
 ABSL_FLAG(int32_t, grpc_port, 50051, "gRPC port; 0 picks a free one (see --port-file)");
@@ -90,6 +93,7 @@ struct RouterConfig {
   std::vector<std::string> worker_addresses;
   v1::ParallelMode parallel_mode = v1::PARALLEL_MODE_TENSOR;
   v1::LoadFormat load_format = v1::LOAD_FORMAT_SAFETENSORS;
+  v1::KvCacheDtype kv_cache_dtype = v1::KV_CACHE_DTYPE_AUTO;
   std::string served_model_name;
 };
 
@@ -122,6 +126,17 @@ absl::StatusOr<RouterConfig> ReadFlags(const duet::ModelConfig& model) {
     config.load_format = v1::LOAD_FORMAT_DUMMY;
   } else {
     return absl::InvalidArgumentError(duet::StrCat("--load-format must be safetensors or dummy, got ", load_format));
+  }
+  const std::string kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
+  if (kv_cache_dtype == "auto") {
+    config.kv_cache_dtype = v1::KV_CACHE_DTYPE_AUTO;
+  } else if (kv_cache_dtype == "fp32" || kv_cache_dtype == "float32") {
+    config.kv_cache_dtype = v1::KV_CACHE_DTYPE_FLOAT32;
+  } else if (kv_cache_dtype == "bf16" || kv_cache_dtype == "bfloat16") {
+    config.kv_cache_dtype = v1::KV_CACHE_DTYPE_BFLOAT16;
+  } else {
+    return absl::InvalidArgumentError(
+        duet::StrCat("--kv-cache-dtype must be auto, fp32 or bf16, got ", kv_cache_dtype));
   }
   if (absl::GetFlag(FLAGS_max_model_len) < 0) return absl::InvalidArgumentError("--max-model-len must be >= 0");
   if (absl::GetFlag(FLAGS_max_num_seqs) < 1) return absl::InvalidArgumentError("--max-num-seqs must be >= 1");
@@ -174,6 +189,7 @@ duet::router::WorkerGroupOptions GroupOptions(const RouterConfig& config) {
   init.set_load_format(config.load_format);
   init.set_parallel_mode(config.parallel_mode);
   init.set_kv_block_size(16);
+  init.set_kv_cache_dtype(config.kv_cache_dtype);
   const double kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
   if (kv_cache_gib > 0) init.set_kv_memory_bytes(static_cast<uint64_t>(kv_cache_gib * double(uint64_t{1} << 30)));
   if (absl::GetFlag(FLAGS_max_model_len) > 0) init.set_max_model_len(absl::GetFlag(FLAGS_max_model_len));

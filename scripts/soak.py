@@ -204,8 +204,8 @@ def children(pid):
 
 def kv_pool(log_path):
     """(blocks, block size, MiB) of the workers' KV pools, from their
-    "ready: N KV blocks of B tokens (M MiB)" log lines (the last ones)."""
-    found = re.findall(rb"ready: (\d+) KV blocks of (\d+) tokens \((\d+) MiB\)", log_path.read_bytes())
+    "ready: N KV blocks of B tokens (M MiB, dtype)" log lines (the last ones)."""
+    found = re.findall(rb"ready: (\d+) KV blocks of (\d+) tokens \((\d+) MiB(?:, \w+)?\)", log_path.read_bytes())
     if not found:
         return None
     return tuple(int(value) for value in found[-1])

@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const DecoderModel&
     }
   }
   auto cache = std::make_unique<KvCache>(model.config().num_hidden_layers,
-                                         model.KvLayout(resolved.num_blocks, resolved.block_size));
+                                         model.KvLayout(resolved.num_blocks, resolved.block_size, resolved.kv_dtype));
   return std::unique_ptr<Generator>(new Generator(model, backend, resolved, std::move(cache)));
 }
 

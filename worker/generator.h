@@ -23,6 +23,7 @@ struct GeneratorOptions {
   // Tests pass a shuffled order so block tables are not contiguous.
   std::vector<int32_t> block_order;
   int32_t num_blocks = 0;  // 0: enough for max_position_embeddings
+  kernels::KvDtype kv_dtype = kernels::KvDtype::kFloat32;
   // Connects the ranks of a sharded model (borrowed); null for a whole model.
   Communicator* comm = nullptr;
 };

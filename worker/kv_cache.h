@@ -1,6 +1,6 @@
 // The paged KV cache of one worker: for every layer, K and V pools of
-// [num_blocks, block_size, num_kv_heads, head_dim] fp32 (only this rank's KV
-// heads). The router decides which block holds which tokens; the worker only
+// [num_blocks, block_size, num_kv_heads, head_dim] values of the layout's
+// dtype, fp32 or bf16 (only this rank's KV heads). The router decides which block holds which tokens; the worker only
 // owns the memory.
 #ifndef DUET_WORKER_KV_CACHE_H_
 #define DUET_WORKER_KV_CACHE_H_
@@ -31,14 +31,15 @@ class KvCache {
   const kernels::KvCacheLayout& layout() const { return layout_; }
   int64_t num_layers() const { return num_layers_; }
 
-  float* keys(int64_t layer) { return base() + (2 * layer) * layer_elements_; }
-  float* values(int64_t layer) { return base() + (2 * layer + 1) * layer_elements_; }
+  // Layer `layer`'s K or V pool, of layout().dtype.
+  void* keys(int64_t layer) { return base() + (2 * layer) * layer_bytes_; }
+  void* values(int64_t layer) { return base() + (2 * layer + 1) * layer_bytes_; }
 
  private:
   int64_t num_layers_;
   kernels::KvCacheLayout layout_;
-  int64_t layer_elements_;     // one of K or V of one layer
-  float* base() { return static_cast<float*>(storage_->data()); }
+  int64_t layer_bytes_;  // one of K or V of one layer
+  char* base() { return static_cast<char*>(storage_->data()); }
   std::unique_ptr<HugePageBuffer> storage_;  // [num_layers, 2, num_blocks, block_size, kv_heads, head_dim]
 };
 

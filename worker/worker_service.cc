@@ -156,8 +156,19 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::PrepareLocal(const v1::In
                                              " must be in [1, max_position_embeddings = ",
                                              config.max_position_embeddings, "]"));
   }
-  const uint64_t block_bytes =
-      KvCache::BlockBytes(config.num_hidden_layers, model.KvLayout(1, prepared.block_size));
+  switch (request.kv_cache_dtype()) {
+    case v1::KV_CACHE_DTYPE_AUTO:
+    case v1::KV_CACHE_DTYPE_FLOAT32:
+      prepared.kv_dtype = kernels::KvDtype::kFloat32;
+      break;
+    case v1::KV_CACHE_DTYPE_BFLOAT16:
+      prepared.kv_dtype = kernels::KvDtype::kBfloat16;
+      break;
+    default:
+      return absl::InvalidArgumentError(StrCat("unknown kv_cache_dtype ", request.kv_cache_dtype()));
+  }
+  const uint64_t block_bytes = KvCache::BlockBytes(config.num_hidden_layers,
+                                                   model.KvLayout(1, prepared.block_size, prepared.kv_dtype));
   uint64_t kv_bytes;
   if (request.has_kv_memory_bytes()) {
     kv_bytes = request.kv_memory_bytes();
@@ -261,7 +272,7 @@ grpc::Status WorkerService::Init(grpc::ServerContext*, const v1::InitRequest* re
   comm_ = *std::move(comm);
   cache_ = std::make_unique<KvCache>(
       config.num_hidden_layers,
-      model.KvLayout(static_cast<int32_t>(num_kv_blocks), prepared->block_size));
+      model.KvLayout(static_cast<int32_t>(num_kv_blocks), prepared->block_size, prepared->kv_dtype));
   max_model_len_ = prepared->max_model_len;
 
   response->set_num_kv_blocks(static_cast<uint64_t>(num_kv_blocks));
@@ -275,12 +286,15 @@ grpc::Status WorkerService::Init(grpc::ServerContext*, const v1::InitRequest* re
                                                             : v1::PARALLEL_MODE_TENSOR);
   response->set_model_fingerprint(loaded_->fingerprint);
   response->set_weight_bytes(model.weight_bytes());
-  const uint64_t kv_block_bytes = static_cast<uint64_t>(
-      KvCache::BlockBytes(config.num_hidden_layers, model.KvLayout(1, prepared->block_size)));
+  const uint64_t kv_block_bytes = static_cast<uint64_t>(KvCache::BlockBytes(
+      config.num_hidden_layers, model.KvLayout(1, prepared->block_size, prepared->kv_dtype)));
   response->set_kv_block_bytes(kv_block_bytes);
+  response->set_kv_cache_dtype(prepared->kv_dtype == kernels::KvDtype::kBfloat16 ? v1::KV_CACHE_DTYPE_BFLOAT16
+                                                                                 : v1::KV_CACHE_DTYPE_FLOAT32);
   LOG(INFO) << "rank " << request->rank() << "/" << request->world_size() << " ready: "
             << num_kv_blocks << " KV blocks of " << prepared->block_size << " tokens ("
-            << ((kv_block_bytes * num_kv_blocks) >> 20) << " MiB), "
+            << ((kv_block_bytes * num_kv_blocks) >> 20) << " MiB, "
+            << kernels::KvDtypeName(prepared->kv_dtype) << "), "
             << (model.weight_bytes() >> 20) << " MiB of weights";
   absl::MutexLock lock(&mu_);
   ready_ = true;

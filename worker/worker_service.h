@@ -76,6 +76,7 @@ class WorkerService final : public v1::Worker::Service {
     int64_t num_kv_blocks = 0;
     int32_t block_size = 16;
     int64_t max_model_len = 0;
+    kernels::KvDtype kv_dtype = kernels::KvDtype::kFloat32;
   };
 
   absl::StatusOr<Prepared> PrepareLocal(const v1::InitRequest& request);

@@ -28,24 +28,41 @@ struct Geometry {
   int32_t num_kv_heads;
   int32_t group_size;
   int64_t head_dim;
-  int64_t token_stride;  // floats per cached token: every KV head
+  int64_t token_stride;  // values per cached token: every KV head
   int32_t block_size;
+};
+
+// The kernels that read cached rows of T (float or bf16 bits).
+template <typename T>
+struct RowKernels;
+template <>
+struct RowKernels<float> {
+  static auto dots(const VectorKernels& vec) { return vec.dots; }
+  static auto weighted_rows(const VectorKernels& vec) { return vec.weighted_rows; }
+};
+template <>
+struct RowKernels<uint16_t> {
+  static auto dots(const VectorKernels& vec) { return vec.dots_bf16; }
+  static auto weighted_rows(const VectorKernels& vec) { return vec.weighted_rows_bf16; }
 };
 
 // Keys [key_begin, key_end) of one query row. q_row: [num_q_heads, head_dim].
 // scores: scratch of num_q_heads × kChunkKeys floats.
-void AttendChunk(const Geometry& g, const float* q_row, const float* k_cache, const float* v_cache,
+template <typename T>
+void AttendChunk(const Geometry& g, const float* q_row, const T* k_cache, const T* v_cache,
                  const int32_t* block_table, int32_t key_begin, int32_t key_end, float scale,
                  const VectorKernels& vec, float* scores, const ChunkResult& out) {
   const int32_t n = key_end - key_begin;
-  auto token_row = [&](const float* cache, int32_t t) {
+  auto token_row = [&](const T* cache, int32_t t) {
     const int64_t slot = int64_t{block_table[t / g.block_size]} * g.block_size + t % g.block_size;
     return cache + slot * g.token_stride;
   };
+  const auto dots = RowKernels<T>::dots(vec);
+  const auto weighted_rows = RowKernels<T>::weighted_rows(vec);
   for (int32_t t = key_begin; t < key_end; ++t) {
-    const float* k = token_row(k_cache, t);
+    const T* k = token_row(k_cache, t);
     for (int32_t h = 0; h < g.num_kv_heads; ++h) {
-      vec.dots(q_row + int64_t{h} * g.group_size * g.head_dim, g.group_size, k + h * g.head_dim, g.head_dim,
+      dots(q_row + int64_t{h} * g.group_size * g.head_dim, g.group_size, k + h * g.head_dim, g.head_dim,
                scores + int64_t{h} * g.group_size * kChunkKeys + (t - key_begin), kChunkKeys);
     }
   }
@@ -58,13 +75,13 @@ void AttendChunk(const Geometry& g, const float* q_row, const float* k_cache, co
   std::memset(out.acc, 0, sizeof(float) * g.num_q_heads * g.head_dim);
   // V: a KV block's tokens at a time (their rows are contiguous), each KV
   // head's query heads summed in registers across those tokens.
-  const float* v_rows[kChunkKeys];
+  const T* v_rows[kChunkKeys];
   for (int32_t t = key_begin; t < key_end; ++t) v_rows[t - key_begin] = token_row(v_cache, t);
   for (int32_t t0 = key_begin; t0 < key_end;) {
     const int32_t t1 = std::min(key_end, (t0 / g.block_size + 1) * g.block_size);
     for (int32_t h = 0; h < g.num_kv_heads; ++h) {
       const int64_t first_head = int64_t{h} * g.group_size;
-      vec.weighted_rows(scores + first_head * kChunkKeys + (t0 - key_begin), g.group_size, kChunkKeys,
+      weighted_rows(scores + first_head * kChunkKeys + (t0 - key_begin), g.group_size, kChunkKeys,
                         v_rows + (t0 - key_begin), h * g.head_dim, t1 - t0, out.acc + first_head * g.head_dim,
                         g.head_dim);
     }
@@ -98,11 +115,10 @@ void Normalise(const Geometry& g, const ChunkResult& state, const VectorKernels&
   }
 }
 
-}  // namespace
-
-void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
-                    const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
-                    float scale, float* out, const VectorKernels& vec, ThreadPool& pool) {
+template <typename T>
+void PagedAttentionOf(const float* q, const T* k_cache, const T* v_cache, const KvCacheLayout& layout,
+                      const AttentionBatch& batch, int32_t num_q_heads, float scale, float* out,
+                      const VectorKernels& vec, ThreadPool& pool) {
   CHECK_GT(layout.num_kv_heads, 0);
   CHECK_EQ(num_q_heads % layout.num_kv_heads, 0);
   const Geometry g{num_q_heads,
@@ -175,6 +191,20 @@ void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
       Fold(g, ResultAt(g, results.data() + int64_t{c} * result_floats), vec, state);
     }
     Normalise(g, state, vec, out + row * row_floats);
+  }
+}
+
+}  // namespace
+
+void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
+                    const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
+                    float scale, float* out, const VectorKernels& vec, ThreadPool& pool) {
+  if (layout.dtype == KvDtype::kBfloat16) {
+    PagedAttentionOf(q, static_cast<const uint16_t*>(k_cache), static_cast<const uint16_t*>(v_cache), layout,
+                     batch, num_q_heads, scale, out, vec, pool);
+  } else {
+    PagedAttentionOf(q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), layout, batch,
+                     num_q_heads, scale, out, vec, pool);
   }
 }
 

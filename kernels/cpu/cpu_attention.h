@@ -10,11 +10,13 @@
 
 namespace duet::kernels::cpu {
 
-// See Backend::PagedAttention. One task per (sequence, query, KV head): the
-// task reads each cached K and V row once for all query heads of its group,
-// computes exact softmax scores (two passes over the scores), and writes
-// those heads' outputs. q, out: [total queries, num_q_heads, head_dim].
-void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+// See Backend::PagedAttention. A query row's keys are taken in chunks of 256
+// positions (a task each when there are few rows, else a task per row); a
+// chunk reads each cached token's K and V rows once for every query head, and
+// the chunks are folded in key order. A bf16 cache goes through the same
+// steps with its values widened as they are loaded (VectorKernels::dots_bf16,
+// weighted_rows_bf16). q, out: [total queries, num_q_heads, head_dim].
+void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                     const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
                     float scale, float* out, const VectorKernels& vec, ThreadPool& pool);
 

@@ -240,24 +240,30 @@ class CpuBackend final : public Backend {
   }
 
   void WriteKv(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
-               const KvCacheLayout& layout, float* k_cache, float* v_cache) override {
-    const int64_t token_floats = int64_t{layout.num_kv_heads} * layout.head_dim;
+               const KvCacheLayout& layout, void* k_cache, void* v_cache) override {
+    const int64_t token_values = int64_t{layout.num_kv_heads} * layout.head_dim;
     const int64_t num_tasks =
-        std::clamp<int64_t>(num_tokens * token_floats / kMinElementsPerTask, 1, num_tokens);
+        std::clamp<int64_t>(num_tokens * token_values / kMinElementsPerTask, 1, num_tokens);
+    auto store = [&](const float* from, void* cache, int64_t slot) {
+      if (layout.dtype == KvDtype::kBfloat16) {
+        uint16_t* to = static_cast<uint16_t*>(cache) + slot * token_values;
+        for (int64_t i = 0; i < token_values; ++i) to[i] = FloatToBf16(from[i]);
+      } else {
+        std::memcpy(static_cast<float*>(cache) + slot * token_values, from, token_values * sizeof(float));
+      }
+    };
     pool_.ParallelFor(num_tasks, [&](int64_t task) {
       const Range tokens = ChunkRange(num_tokens, num_tasks, task, 1);
       for (int64_t t = tokens.begin; t < tokens.end; ++t) {
         CHECK(slots[t] >= 0 && slots[t] < int64_t{layout.num_blocks} * layout.block_size)
             << "slot " << slots[t];
-        std::memcpy(k_cache + slots[t] * token_floats, k + t * token_floats,
-                    token_floats * sizeof(float));
-        std::memcpy(v_cache + slots[t] * token_floats, v + t * token_floats,
-                    token_floats * sizeof(float));
+        store(k + t * token_values, k_cache, slots[t]);
+        store(v + t * token_values, v_cache, slots[t]);
       }
     });
   }
 
-  void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+  void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                       const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
                       float scale, float* out) override {
     cpu::PagedAttention(q, k_cache, v_cache, layout, batch, num_q_heads, scale, out, vec_, pool_);

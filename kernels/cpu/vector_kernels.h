@@ -40,6 +40,13 @@ struct VectorKernels {
   // x[i + half] = b·cos[i] + a·sin[i], each product rounded separately (as
   // transformers computes it). x: [2·half]; cos, sin: [half].
   void (*rotate_half)(float* x, const float* cos, const float* sin, int64_t half);
+  // dots and weighted_rows over rows of bf16 values (a bf16 KV cache), each
+  // widened to fp32 exactly as it is loaded: to the bit the fp32 kernels'
+  // results on the widened rows.
+  void (*dots_bf16)(const float* queries, int64_t num_queries, const uint16_t* k, int64_t n, float* out,
+                    int64_t out_stride);
+  void (*weighted_rows_bf16)(const float* weights, int64_t num_weights, int64_t weight_stride,
+                             const uint16_t* const* rows, int64_t row_offset, int64_t count, float* y, int64_t n);
 };
 
 const VectorKernels& ScalarVectorKernels();

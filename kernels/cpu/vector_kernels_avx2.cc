@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/vector_kernels.h"
 
@@ -54,19 +55,35 @@ inline __m256 Exp(__m256 x) {
   return _mm256_blendv_ps(result, _mm256_setzero_ps(), _mm256_cmp_ps(x, min_input, _CMP_LT_OQ));
 }
 
-float Dot(const float* a, const float* b, int64_t n) {
+// Row values as fp32: fp32 as they are, bf16 widened (exactly: the 16 bits
+// become the high half of the fp32 word).
+inline float Widen(float x) { return x; }
+inline float Widen(uint16_t x) {
+  const uint32_t bits = uint32_t{x} << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p) {
+  const __m128i halves = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16));
+}
+
+template <typename T>
+float Dot(const float* a, const T* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), Load8(b + i), acc);
   float sum = HorizontalSum(acc);
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * Widen(b[i]);
   return sum;
 }
 
 // Four queries at a time: four independent FMA chains per k load.
-void Dots(const float* queries, int64_t num_queries, const float* k, int64_t n, float* out,
-          int64_t out_stride) {
+template <typename T>
+void Dots(const float* queries, int64_t num_queries, const T* k, int64_t n, float* out, int64_t out_stride) {
   int64_t g = 0;
   for (; g + 4 <= num_queries; g += 4) {
     const float* q = queries + g * n;
@@ -74,7 +91,7 @@ void Dots(const float* queries, int64_t num_queries, const float* k, int64_t n, 
     __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-      const __m256 k8 = _mm256_loadu_ps(k + i);
+      const __m256 k8 = Load8(k + i);
       acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), k8, acc0);
       acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + n + i), k8, acc1);
       acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * n + i), k8, acc2);
@@ -83,7 +100,7 @@ void Dots(const float* queries, int64_t num_queries, const float* k, int64_t n, 
     float sums[4] = {HorizontalSum(acc0), HorizontalSum(acc1), HorizontalSum(acc2),
                      HorizontalSum(acc3)};
     for (int j = 0; j < 4; ++j) {
-      for (int64_t tail = i; tail < n; ++tail) sums[j] += q[j * n + tail] * k[tail];
+      for (int64_t tail = i; tail < n; ++tail) sums[j] += q[j * n + tail] * Widen(k[tail]);
       out[(g + j) * out_stride] = sums[j];
     }
   }
@@ -100,7 +117,8 @@ void Axpy(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
-void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const float* const* rows,
+template <typename T>
+void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const T* const* rows,
                   int64_t row_offset, int64_t count, float* y, int64_t n) {
   constexpr int kGroup = 4;  // weights at once: 8 accumulators, 2 row loads
   for (int64_t g0 = 0; g0 < num_weights; g0 += kGroup) {
@@ -115,8 +133,8 @@ void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stri
         acc[g][1] = _mm256_loadu_ps(out + g * n + i + 8);
       }
       for (int64_t t = 0; t < count; ++t) {
-        const float* x = rows[t] + row_offset + i;
-        const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+        const T* x = rows[t] + row_offset + i;
+        const __m256 x0 = Load8(x), x1 = Load8(x + 8);
 #pragma GCC unroll 4
         for (int g = 0; g < kGroup; ++g) {
           if (g >= group) break;
@@ -133,15 +151,14 @@ void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stri
     if (i < n) {  // the rest as Axpy does it
       for (int g = 0; g < group; ++g) {
         for (int64_t t = 0; t < count; ++t) {
-          const float* x = rows[t] + row_offset;
+          const T* x = rows[t] + row_offset;
           const float alpha = w[g * weight_stride + t];
           const __m256 alpha8 = _mm256_set1_ps(alpha);
           int64_t j = i;
           for (; j + 8 <= n; j += 8) {
-            _mm256_storeu_ps(out + g * n + j,
-                             _mm256_fmadd_ps(alpha8, _mm256_loadu_ps(x + j), _mm256_loadu_ps(out + g * n + j)));
+            _mm256_storeu_ps(out + g * n + j, _mm256_fmadd_ps(alpha8, Load8(x + j), _mm256_loadu_ps(out + g * n + j)));
           }
-          for (; j < n; ++j) out[g * n + j] += alpha * x[j];
+          for (; j < n; ++j) out[g * n + j] += alpha * Widen(x[j]);
         }
       }
     }
@@ -230,8 +247,9 @@ void RotateHalf(float* x, const float* cos, const float* sin, int64_t half) {
 }  // namespace
 
 const VectorKernels& Avx2VectorKernels() {
-  static const VectorKernels kernels = {Dots, Axpy,        WeightedRows, Scale,     SumSquares,
-                                        RmsApply, Max,  ExpShiftSum,  SiluMul,   RotateHalf};
+  static const VectorKernels kernels = {Dots<float>,    Axpy,                 WeightedRows<float>, Scale,
+                                        SumSquares,     RmsApply,             Max,                 ExpShiftSum,
+                                        SiluMul,        RotateHalf,           Dots<uint16_t>,      WeightedRows<uint16_t>};
   return kernels;
 }
 

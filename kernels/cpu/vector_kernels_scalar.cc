@@ -1,27 +1,35 @@
 // Portable versions of the vector kernels.
 #include <cmath>
 
+#include "common/half.h"
 #include "kernels/cpu/vector_kernels.h"
 
 namespace duet::kernels::cpu {
 namespace {
 
-float Dot(const float* a, const float* b, int64_t n) {
+// A row value as fp32: fp32 as it is, bf16 widened (exactly).
+inline float Widen(float x) { return x; }
+inline float Widen(uint16_t x) { return Bf16ToFloat(x); }
+
+template <typename T>
+float Dot(const float* a, const T* b, int64_t n) {
   float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * Widen(b[i]);
   return sum;
 }
 
-void Dots(const float* queries, int64_t num_queries, const float* k, int64_t n, float* out,
-          int64_t out_stride) {
+template <typename T>
+void Dots(const float* queries, int64_t num_queries, const T* k, int64_t n, float* out, int64_t out_stride) {
   for (int64_t g = 0; g < num_queries; ++g) out[g * out_stride] = Dot(queries + g * n, k, n);
 }
 
-void Axpy(float alpha, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+template <typename T>
+void Axpy(float alpha, const T* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * Widen(x[i]);
 }
 
-void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const float* const* rows,
+template <typename T>
+void WeightedRows(const float* weights, int64_t num_weights, int64_t weight_stride, const T* const* rows,
                   int64_t row_offset, int64_t count, float* y, int64_t n) {
   for (int64_t g = 0; g < num_weights; ++g) {
     for (int64_t t = 0; t < count; ++t) Axpy(weights[g * weight_stride + t], rows[t] + row_offset, y + g * n, n);
@@ -69,8 +77,9 @@ void RotateHalf(float* x, const float* cos, const float* sin, int64_t half) {
 }  // namespace
 
 const VectorKernels& ScalarVectorKernels() {
-  static const VectorKernels kernels = {Dots, Axpy,        WeightedRows, Scale,     SumSquares,
-                                        RmsApply, Max,  ExpShiftSum,  SiluMul,   RotateHalf};
+  static const VectorKernels kernels = {Dots<float>,    Axpy<float>,          WeightedRows<float>, Scale,
+                                        SumSquares,     RmsApply,             Max,                 ExpShiftSum,
+                                        SiluMul,        RotateHalf,           Dots<uint16_t>,      WeightedRows<uint16_t>};
   return kernels;
 }
 

@@ -3,11 +3,22 @@
 #include <cmath>
 #include <vector>
 
+#include "common/half.h"
 #include "kernels/reference/reference_ops.h"
 
 namespace duet::kernels::reference {
 
-void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+namespace {
+
+// Element i of a cache of `dtype`, as fp32.
+float CacheValue(const void* cache, KvDtype dtype, int64_t i) {
+  if (dtype == KvDtype::kBfloat16) return Bf16ToFloat(static_cast<const uint16_t*>(cache)[i]);
+  return static_cast<const float*>(cache)[i];
+}
+
+}  // namespace
+
+void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                     const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
                     float scale, float* out) {
   CHECK_GT(layout.num_kv_heads, 0);
@@ -37,9 +48,11 @@ void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
         scores.assign(position + 1, 0.0);
         double max_score = -INFINITY;
         for (int32_t t = 0; t <= position; ++t) {
-          const float* k = k_cache + cache_offset(t);
+          const int64_t k = cache_offset(t);
           double dot = 0;
-          for (int64_t d = 0; d < head_dim; ++d) dot += double{q_head[d]} * k[d];
+          for (int64_t d = 0; d < head_dim; ++d) {
+            dot += double{q_head[d]} * CacheValue(k_cache, layout.dtype, k + d);
+          }
           scores[t] = dot * scale;
           max_score = std::max(max_score, scores[t]);
         }
@@ -50,8 +63,8 @@ void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
         }
         acc.assign(head_dim, 0.0);
         for (int32_t t = 0; t <= position; ++t) {
-          const float* v = v_cache + cache_offset(t);
-          for (int64_t d = 0; d < head_dim; ++d) acc[d] += scores[t] * v[d];
+          const int64_t v = cache_offset(t);
+          for (int64_t d = 0; d < head_dim; ++d) acc[d] += scores[t] * CacheValue(v_cache, layout.dtype, v + d);
         }
         float* out_head = out + (row * num_q_heads + h) * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) {

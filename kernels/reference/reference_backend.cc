@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/half.h"
 #include "kernels/block_quant.h"
 #include "kernels/group_quant.h"
 #include "kernels/ops.h"
@@ -112,19 +113,27 @@ class ReferenceBackend final : public Backend {
   }
 
   void WriteKv(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
-               const KvCacheLayout& layout, float* k_cache, float* v_cache) override {
-    const int64_t token_floats = int64_t{layout.num_kv_heads} * layout.head_dim;
+               const KvCacheLayout& layout, void* k_cache, void* v_cache) override {
+    const int64_t token_values = int64_t{layout.num_kv_heads} * layout.head_dim;
+    auto store = [&](const float* from, void* cache, int64_t slot) {
+      for (int64_t i = 0; i < token_values; ++i) {
+        const int64_t at = slot * token_values + i;
+        if (layout.dtype == KvDtype::kBfloat16) {
+          static_cast<uint16_t*>(cache)[at] = FloatToBf16(from[i]);
+        } else {
+          static_cast<float*>(cache)[at] = from[i];
+        }
+      }
+    };
     for (int64_t t = 0; t < num_tokens; ++t) {
       CHECK(slots[t] >= 0 && slots[t] < int64_t{layout.num_blocks} * layout.block_size)
           << "slot " << slots[t];
-      std::memcpy(k_cache + slots[t] * token_floats, k + t * token_floats,
-                  token_floats * sizeof(float));
-      std::memcpy(v_cache + slots[t] * token_floats, v + t * token_floats,
-                  token_floats * sizeof(float));
+      store(k + t * token_values, k_cache, slots[t]);
+      store(v + t * token_values, v_cache, slots[t]);
     }
   }
 
-  void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+  void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                       const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
                       float scale, float* out) override {
     reference::PagedAttention(q, k_cache, v_cache, layout, batch, num_q_heads, scale, out);

@@ -11,8 +11,9 @@
 namespace duet::kernels::reference {
 
 // See Backend::PagedAttention. Scores, softmax and the weighted sum of V are
-// computed in double from the fp32 inputs, then rounded once.
-void PagedAttention(const float* q, const float* k_cache, const float* v_cache,
+// computed in double from the fp32 inputs (bf16 cache values widened), then
+// rounded once.
+void PagedAttention(const float* q, const void* k_cache, const void* v_cache,
                     const KvCacheLayout& layout, const AttentionBatch& batch, int32_t num_q_heads,
                     float scale, float* out);
 

@@ -94,3 +94,10 @@ def test_an_unknown_quantized_matmul_is_refused_before_anything_starts():
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--quant-matmul must be int8 or fp32, not 'int4'" in result.stderr
+
+
+def test_an_unknown_kv_cache_dtype_is_refused_before_anything_starts():
+    result = subprocess.run([str(DUET), "serve", "--kv-cache-dtype=fp8", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--kv-cache-dtype must be auto, fp32 or bf16, not 'fp8'" in result.stderr

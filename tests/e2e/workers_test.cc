@@ -376,6 +376,51 @@ TEST(WorkersLateMasksTest, MasksSentAfterTheRequestDecideTheSample) {
   EXPECT_EQ(result->sampled_size(), 1);
 }
 
+// A bf16 KV cache across two ranks: the same KV budget holds twice the
+// blocks, each half the bytes, and greedy decoding still gives the fixture's
+// tokens.
+TEST(WorkersKvDtypeTest, Bf16CacheHoldsTwiceTheBlocksAndDecodesTheFixture) {
+  const Reference ref = LoadReference(FixtureDir("qwen3"));
+  uint64_t fp32_blocks = 0, fp32_block_bytes = 0;
+  for (v1::KvCacheDtype dtype : {v1::KV_CACHE_DTYPE_AUTO, v1::KV_CACHE_DTYPE_BFLOAT16}) {
+    auto workers = StartWorkers(2);
+    WorkerGroupOptions options = GroupOptions(workers, "qwen3");
+    options.init.set_kv_cache_dtype(dtype);
+    absl::StatusOr<std::unique_ptr<WorkerGroup>> group = WorkerGroup::Start(options);
+    ASSERT_TRUE(group.ok()) << group.status() << "\n" << workers[0]->Log();
+    const v1::InitResponse& info = (*group)->info();
+    if (dtype == v1::KV_CACHE_DTYPE_AUTO) {
+      EXPECT_EQ(info.kv_cache_dtype(), v1::KV_CACHE_DTYPE_FLOAT32);
+      fp32_blocks = info.num_kv_blocks();
+      fp32_block_bytes = info.kv_block_bytes();
+    } else {
+      EXPECT_EQ(info.kv_cache_dtype(), v1::KV_CACHE_DTYPE_BFLOAT16);
+      EXPECT_EQ(info.kv_block_bytes() * 2, fp32_block_bytes);
+      EXPECT_EQ(info.num_kv_blocks(), 2 * fp32_blocks);
+    }
+    Driver driver(**group);
+    v1::StepRequest step = driver.NewStep();
+    Driver::AddSequence(step, 1, ref.prompt_ids, 0);
+    driver.Schedule(step, 1, ref.prompt_ids, 0, true);
+    const int64_t prompt_len = static_cast<int64_t>(ref.prompt_ids.size());
+    for (size_t i = 0; i < ref.greedy_ids.size(); ++i) {
+      absl::StatusOr<v1::StepResult> result = (*group)->Step(step);
+      ASSERT_TRUE(result.ok()) << result.status();
+      const v1::SampledToken* token = Find(*result, 1);
+      ASSERT_NE(token, nullptr);
+      EXPECT_EQ(token->token_id(), ref.greedy_ids[i]) << "token " << i;
+      step = driver.NewStep();
+      if (i + 1 < ref.greedy_ids.size()) {
+        driver.Schedule(step, 1, {token->token_id()}, prompt_len + static_cast<int64_t>(i), true);
+      }
+    }
+    step.add_finished_seq_ids(1);
+    ASSERT_TRUE((*group)->Step(step).ok());
+    EXPECT_TRUE((*group)->Shutdown().ok());
+    for (auto& worker : workers) EXPECT_EQ(worker->WaitExit(std::chrono::seconds(10)), 0);
+  }
+}
+
 // Init errors: each is clear, names the rank, and the workers stay usable.
 TEST(WorkersInitTest, BadInitRequestsGetClearErrors) {
   auto workers = StartWorkers(2, {"--connect-timeout=10"});

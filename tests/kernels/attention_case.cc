@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/half.h"
 #include "tests/kernels/test_util.h"
 
 namespace duet::kernels::testing {
@@ -105,6 +106,25 @@ std::vector<float> DenseCausalAttention(const AttentionCase& c) {
     }
   }
   return out;
+}
+
+Bf16Caches RoundCachesToBf16(AttentionCase& c) {
+  Bf16Caches bf16;
+  bf16.layout = c.layout;
+  bf16.layout.dtype = KvDtype::kBfloat16;
+  auto round = [](std::vector<float>& values, std::vector<uint16_t>* bits) {
+    if (bits != nullptr) bits->resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      const uint16_t rounded = FloatToBf16(values[i]);
+      values[i] = Bf16ToFloat(rounded);
+      if (bits != nullptr) (*bits)[i] = rounded;
+    }
+  };
+  round(c.k_cache, &bf16.k_cache);
+  round(c.v_cache, &bf16.v_cache);
+  for (std::vector<float>& k : c.dense_k) round(k, nullptr);
+  for (std::vector<float>& v : c.dense_v) round(v, nullptr);
+  return bf16;
 }
 
 }  // namespace duet::kernels::testing

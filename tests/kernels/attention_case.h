@@ -43,6 +43,17 @@ AttentionCase MakeAttentionCase(const std::vector<SequenceSpec>& seqs, int32_t n
                                 int32_t num_q_heads, int32_t head_dim, int32_t block_size,
                                 uint32_t seed);
 
+// A case's caches as bf16 bits (KvDtype::kBfloat16).
+struct Bf16Caches {
+  KvCacheLayout layout;  // the case's, with dtype kBfloat16
+  std::vector<uint16_t> k_cache;
+  std::vector<uint16_t> v_cache;
+};
+
+// Rounds every cached (and dense) K/V value of `c` to bf16 in place, so its
+// fp32 caches hold exactly the widened bf16 values, and returns the bits.
+Bf16Caches RoundCachesToBf16(AttentionCase& c);
+
 // Causal attention in double straight from the dense K/V (no cache):
 // out: [total queries, num_q_heads, head_dim].
 std::vector<float> DenseCausalAttention(const AttentionCase& c);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/half.h"
 #include "kernels/ops.h"
 #include "kernels/quant_dot.h"
 #include "kernels/rope.h"
@@ -324,10 +325,62 @@ std::vector<float> RunPagedAttention(Backend& backend, BackendMemory& memory,
   return out.ToHost();
 }
 
+// A bf16 cache holds each value rounded to nearest even (the reference, the
+// definition, stores FloatToBf16 of it), and every backend writes the same bits.
+TEST_P(BackendOpsTest, WriteKvBf16) {
+  uint32_t seed = 650;
+  for (int64_t num_tokens : {1, 5, 40}) {
+    const KvCacheLayout layout{8, 16, 2, 128, KvDtype::kBfloat16};
+    const int64_t token_values = int64_t{layout.num_kv_heads} * layout.head_dim;
+    const int64_t cache_values = int64_t{layout.num_blocks} * layout.block_size * token_values;
+    std::vector<int32_t> slots(layout.num_blocks * layout.block_size);
+    std::iota(slots.begin(), slots.end(), 0);
+    std::shuffle(slots.begin(), slots.end(), std::mt19937(++seed));
+    slots.resize(num_tokens);
+    const std::vector<float> k = RandomFloats(num_tokens * token_values, ++seed);
+    const std::vector<float> v = RandomFloats(num_tokens * token_values, ++seed);
+    std::vector<uint16_t> k_expected(cache_values, 0x7fc1), v_expected(cache_values, 0x7fc1);
+    auto k_cache_dev = Upload(k_expected);
+    auto v_cache_dev = Upload(v_expected);
+    reference_->WriteKv(k.data(), v.data(), slots.data(), num_tokens, layout, k_expected.data(),
+                        v_expected.data());
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      for (int64_t i = 0; i < token_values; ++i) {
+        ASSERT_EQ(k_expected[slots[t] * token_values + i], FloatToBf16(k[t * token_values + i]));
+        ASSERT_EQ(v_expected[slots[t] * token_values + i], FloatToBf16(v[t * token_values + i]));
+      }
+    }
+    auto k_dev = Upload(k);
+    auto v_dev = Upload(v);
+    auto slots_dev = Upload(slots);
+    backend_->WriteKv(k_dev->get(), v_dev->get(), slots_dev->get(), num_tokens, layout, k_cache_dev->get(),
+                      v_cache_dev->get());
+    EXPECT_EQ(k_cache_dev->ToHost(), k_expected) << num_tokens << " tokens";
+    EXPECT_EQ(v_cache_dev->ToHost(), v_expected) << num_tokens << " tokens";
+  }
+}
+
 // Sequence mixes: decodes of different lengths, a whole prompt, and prefill
 // chunks with earlier context already cached, side by side.
 std::vector<std::vector<SequenceSpec>> AttentionMixes() {
   return {{{1, 1}, {17, 1}, {40, 1}}, {{33, 33}}, {{50, 20}, {7, 1}, {5, 5}, {64, 3}}};
+}
+
+// The same over the case's caches as bf16 bits.
+std::vector<float> RunPagedAttentionBf16(Backend& backend, BackendMemory& memory, const AttentionCase& c,
+                                         const Bf16Caches& caches) {
+  BackendArray<float> q(memory, c.q);
+  BackendArray<uint16_t> k_cache(memory, caches.k_cache), v_cache(memory, caches.v_cache);
+  BackendArray<int32_t> query_start(memory, c.query_start), context_len(memory, c.context_len),
+      block_tables(memory, c.block_tables);
+  BackendArray<float> out(memory, std::vector<float>(c.q.size(), NAN));
+  AttentionBatch batch = c.batch();
+  batch.query_start = query_start.get();
+  batch.context_len = context_len.get();
+  batch.block_tables = block_tables.get();
+  backend.PagedAttention(q.get(), k_cache.get(), v_cache.get(), caches.layout, batch, c.num_q_heads, c.scale,
+                         out.get());
+  return out.ToHost();
 }
 
 TEST_P(BackendOpsTest, PagedAttention) {
@@ -346,6 +399,28 @@ TEST_P(BackendOpsTest, PagedAttention) {
         // weighted sum: 5e-5 absolute covers both.
         ExpectClose(RunPagedAttention(*backend_, *memory_, c), expected, 0, 5e-5, c.Describe());
       }
+    }
+  }
+}
+
+// Over a bf16 cache every backend computes, to the bit, its own result over
+// the fp32 cache of the widened values (and the reference's to the same
+// bound as above).
+TEST_P(BackendOpsTest, PagedAttentionBf16) {
+  uint32_t seed = 750;
+  for (const std::vector<SequenceSpec>& seqs : AttentionMixes()) {
+    for (int32_t group : {1, 4}) {
+      AttentionCase c = MakeAttentionCase(seqs, 2, 2 * group, 128, 16, ++seed);
+      const Bf16Caches caches = RoundCachesToBf16(c);
+      std::vector<float> expected(c.q.size()), widened(c.q.size());
+      reference_->PagedAttention(c.q.data(), caches.k_cache.data(), caches.v_cache.data(), caches.layout,
+                                 c.batch(), c.num_q_heads, c.scale, expected.data());
+      reference_->PagedAttention(c.q.data(), c.k_cache.data(), c.v_cache.data(), c.layout, c.batch(),
+                                 c.num_q_heads, c.scale, widened.data());
+      ASSERT_EQ(expected, widened) << c.Describe();
+      const std::vector<float> got = RunPagedAttentionBf16(*backend_, *memory_, c, caches);
+      EXPECT_EQ(got, RunPagedAttention(*backend_, *memory_, c)) << c.Describe();
+      ExpectClose(got, expected, 0, 5e-5, c.Describe());
     }
   }
 }

@@ -77,37 +77,45 @@ TEST_P(BatchInvarianceTest, MatmulRowAloneEqualsRowInAnyBatch) {
   }
 }
 
-TEST_P(BatchInvarianceTest, AttentionOfASequenceDoesNotDependOnItsBatch) {
-  const Isa isa = GetParam();
+// Each sequence of `c` alone, on one thread, gets to the bit what it gets in
+// the whole batch on two, over the given caches (of `layout`).
+void ExpectAttentionBatchInvariant(Isa isa, const AttentionCase& c, const KvCacheLayout& layout,
+                                   const void* k_cache, const void* v_cache) {
   std::unique_ptr<Backend> one_thread = cpu::MakeCpuBackendForIsa(isa, 1);
   std::unique_ptr<Backend> two_threads = cpu::MakeCpuBackendForIsa(isa, 2);
-  // Long contexts too: their keys are taken in chunks; alone on one thread a
-  // long decode splits its chunks into tasks of their own, in a batch its
-  // row folds them in one task, and both must agree to the bit.
-  const std::vector<SequenceSpec> seqs = {{40, 6}, {9, 1}, {700, 1}, {16, 16}, {520, 2}};
-  const AttentionCase batch_case = MakeAttentionCase(seqs, 2, 8, 64, 16, 42);
-  std::vector<float> batched(batch_case.q.size());
-  two_threads->PagedAttention(batch_case.q.data(), batch_case.k_cache.data(),
-                              batch_case.v_cache.data(), batch_case.layout, batch_case.batch(),
-                              batch_case.num_q_heads, batch_case.scale, batched.data());
-  const int64_t row_floats = int64_t{batch_case.num_q_heads} * batch_case.layout.head_dim;
-  for (int32_t s = 0; s < static_cast<int32_t>(seqs.size()); ++s) {
+  std::vector<float> batched(c.q.size());
+  two_threads->PagedAttention(c.q.data(), k_cache, v_cache, layout, c.batch(), c.num_q_heads, c.scale,
+                              batched.data());
+  const int64_t row_floats = int64_t{c.num_q_heads} * layout.head_dim;
+  for (int32_t s = 0; s + 1 < static_cast<int32_t>(c.query_start.size()); ++s) {
     // The same cache, a batch holding only sequence s.
-    const int32_t first_row = batch_case.query_start[s];
-    const int32_t num_queries = seqs[s].num_queries;
+    const int32_t first_row = c.query_start[s];
+    const int32_t num_queries = c.query_start[s + 1] - first_row;
     const std::vector<int32_t> query_start = {0, num_queries};
-    const AttentionBatch alone_batch{
-        1, query_start.data(), &batch_case.context_len[s],
-        batch_case.block_tables.data() + s * batch_case.max_blocks_per_seq,
-        batch_case.max_blocks_per_seq};
+    const AttentionBatch alone_batch{1, query_start.data(), &c.context_len[s],
+                                     c.block_tables.data() + s * c.max_blocks_per_seq, c.max_blocks_per_seq};
     std::vector<float> alone(num_queries * row_floats);
-    one_thread->PagedAttention(batch_case.q.data() + first_row * row_floats,
-                               batch_case.k_cache.data(), batch_case.v_cache.data(),
-                               batch_case.layout, alone_batch, batch_case.num_q_heads,
-                               batch_case.scale, alone.data());
+    one_thread->PagedAttention(c.q.data() + first_row * row_floats, k_cache, v_cache, layout, alone_batch,
+                               c.num_q_heads, c.scale, alone.data());
     EXPECT_TRUE(BitwiseEqual(alone.data(), batched.data() + first_row * row_floats, alone.size()))
-        << "sequence " << s;
+        << "sequence " << s << ", " << KvDtypeName(layout.dtype) << " cache";
   }
+}
+
+// Long contexts too: their keys are taken in chunks; alone on one thread a
+// long decode splits its chunks into tasks of their own, in a batch its row
+// folds them in one task, and both must agree to the bit.
+const std::vector<SequenceSpec> kInvarianceMix = {{40, 6}, {9, 1}, {700, 1}, {16, 16}, {520, 2}};
+
+TEST_P(BatchInvarianceTest, AttentionOfASequenceDoesNotDependOnItsBatch) {
+  const AttentionCase c = MakeAttentionCase(kInvarianceMix, 2, 8, 64, 16, 42);
+  ExpectAttentionBatchInvariant(GetParam(), c, c.layout, c.k_cache.data(), c.v_cache.data());
+}
+
+TEST_P(BatchInvarianceTest, AttentionOverABf16CacheDoesNotDependOnItsBatch) {
+  AttentionCase c = MakeAttentionCase(kInvarianceMix, 2, 8, 64, 16, 43);
+  const Bf16Caches caches = RoundCachesToBf16(c);
+  ExpectAttentionBatchInvariant(GetParam(), c, caches.layout, caches.k_cache.data(), caches.v_cache.data());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, BatchInvarianceTest, ::testing::ValuesIn(SupportedIsas()),

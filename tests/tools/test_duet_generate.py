@@ -32,12 +32,14 @@ def generated_tokens(stdout: str) -> list[int]:
 
 @pytest.mark.parametrize("fixture", ["llama", "qwen2", "qwen3", "qwen3_moe_topk_norm"])
 @pytest.mark.parametrize("chunk", ["0", "7"])
-def test_greedy_tokens_match_transformers(fixture, chunk):
+@pytest.mark.parametrize("kv_cache_dtype", ["auto", "bf16"])
+def test_greedy_tokens_match_transformers(fixture, chunk, kv_cache_dtype):
     ref = safetensors.numpy.load_file(str(FIXTURES / fixture / "reference.safetensors"))
     prompt = ",".join(str(int(t)) for t in ref["prompt_ids"])
     expected = [int(t) for t in ref["greedy_ids"]]
     result = run("generate", f"--model={FIXTURES / fixture}", f"--prompt-ids={prompt}",
-                 f"--max-tokens={len(expected)}", "--ignore-eos", f"--prefill-chunk={chunk}")
+                 f"--max-tokens={len(expected)}", "--ignore-eos", f"--prefill-chunk={chunk}",
+                 f"--kv-cache-dtype={kv_cache_dtype}")
     assert result.returncode == 0, result.stderr
     assert generated_tokens(result.stdout) == expected
     assert "prefill:" in result.stdout and "tokens/s" in result.stdout
@@ -69,6 +71,7 @@ def test_dummy_weights_need_no_weight_files(tmp_path):
     (["--model={llama}", "--prompt-ids=1", "--max-tokens=100000"], "context length"),
     (["--model={llama}", "--prompt-ids=1", "--backend=tpu"], "unknown backend"),
     (["--model={llama}", "--prompt-ids=1", "--quant-matmul=int4"], "--quant-matmul must be int8 or fp32"),
+    (["--model={llama}", "--prompt-ids=1", "--kv-cache-dtype=fp8"], "--kv-cache-dtype must be auto, fp32 or bf16"),
 ])
 def test_bad_input_is_a_clear_error(args, message):
     args = [a.format(llama=FIXTURES / "llama") for a in args]

@@ -302,17 +302,24 @@ BENCHMARK_CAPTURE(BM_PrefillGemmQuantized, fp8_block128_m64_k4096_n4096, WeightT
 
 // Decode attention for a batch of sequences: Llama-3-8B-like heads (32 query
 // heads, 8 KV heads, head_dim 128), blocks of 16 tokens.
+// range(0): context length; range(1): 0 for an fp32 cache, 1 for bf16.
 void BM_DecodeAttention(benchmark::State& state) {
   const int32_t num_seqs = 8, context_len = static_cast<int32_t>(state.range(0));
-  const kernels::KvCacheLayout layout{num_seqs * ((context_len + 15) / 16), 16, 8, 128};
-  const size_t cache_floats = size_t(layout.num_blocks) * 16 * 8 * 128;
+  const kernels::KvDtype dtype = state.range(1) == 1 ? kernels::KvDtype::kBfloat16 : kernels::KvDtype::kFloat32;
+  const kernels::KvCacheLayout layout{num_seqs * ((context_len + 15) / 16), 16, 8, 128, dtype};
+  const size_t cache_values = size_t(layout.num_blocks) * 16 * 8 * 128;
+  const size_t value_bytes = static_cast<size_t>(kernels::KvDtypeBytes(dtype));
   // Huge pages, as the worker's KV cache has.
-  LargeBuffer k_buffer(cache_floats * sizeof(float)), v_buffer(cache_floats * sizeof(float));
-  auto* k_cache = static_cast<float*>(k_buffer.data());
-  auto* v_cache = static_cast<float*>(v_buffer.data());
-  const std::vector<float> k_values = RandomFloats(cache_floats, 2), v_values = RandomFloats(cache_floats, 3);
-  std::copy(k_values.begin(), k_values.end(), k_cache);
-  std::copy(v_values.begin(), v_values.end(), v_cache);
+  LargeBuffer k_buffer(cache_values * value_bytes), v_buffer(cache_values * value_bytes);
+  // The cache written as the worker writes it: token rows through WriteKv.
+  Backend& backend = SharedBackend();
+  {
+    const std::vector<float> k_values = RandomFloats(cache_values, 2), v_values = RandomFloats(cache_values, 3);
+    std::vector<int32_t> slots(cache_values / (8 * 128));
+    for (size_t i = 0; i < slots.size(); ++i) slots[i] = static_cast<int32_t>(i);
+    backend.WriteKv(k_values.data(), v_values.data(), slots.data(), static_cast<int64_t>(slots.size()), layout,
+                    k_buffer.data(), v_buffer.data());
+  }
   const int32_t blocks_per_seq = layout.num_blocks / num_seqs;
   std::vector<int32_t> block_tables(layout.num_blocks), query_start(num_seqs + 1);
   std::vector<int32_t> context_lens(num_seqs, context_len);
@@ -322,21 +329,26 @@ void BM_DecodeAttention(benchmark::State& state) {
                                       block_tables.data(), blocks_per_seq};
   const std::vector<float> q = RandomFloats(size_t(num_seqs) * 32 * 128, 4);
   std::vector<float> out(q.size());
-  Backend& backend = SharedBackend();
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    backend.PagedAttention(q.data(), k_cache, v_cache, layout, batch, 32, 0.088388f, out.data());
+    backend.PagedAttention(q.data(), k_buffer.data(), v_buffer.data(), layout, batch, 32, 0.088388f, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  const double kv_gbps = 2.0 * num_seqs * context_len * 8 * 128 * 4 * state.iterations() / elapsed.count() / 1e9;
+  const double positions = double(num_seqs) * context_len * state.iterations() / elapsed.count();
+  const double kv_gbps = 2.0 * positions * 8 * 128 * double(value_bytes) / 1e9;
   // Against the read bandwidth of the same moment, as for the GEMVs.
   const double read_gbps = MeasureReadBandwidthGBps(kThreads);
   state.counters["kv_GB/s"] = kv_gbps;
+  state.counters["cached_tokens/s"] = positions;  // K/V positions attended per second, over all sequences
   state.counters["read_bw_GB/s"] = read_gbps;
   state.counters["pct_of_read_bw"] = 100 * kv_gbps / read_gbps;
 }
-BENCHMARK(BM_DecodeAttention)->Arg(512)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeAttention)
+    ->ArgNames({"context", "bf16"})
+    ->ArgsProduct({{512, 4096}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // One row over a Llama 3 vocabulary with typical chat sampling settings.
 void BM_Sample(benchmark::State& state) {

@@ -94,6 +94,11 @@ absl::Status RunGenerate(const GenerateOptions& input) {
   }
   worker::GeneratorOptions generator_options;
   generator_options.num_blocks = static_cast<int32_t>((total_tokens + 15) / 16);
+  if (options.kv_cache_dtype != "auto" &&
+      !kernels::ParseKvDtype(options.kv_cache_dtype, &generator_options.kv_dtype)) {
+    return absl::InvalidArgumentError(
+        StrCat("--kv-cache-dtype must be auto, fp32 or bf16, not '", options.kv_cache_dtype, "'"));
+  }
   DUET_ASSIGN_OR_RETURN(std::unique_ptr<worker::Generator> generator,
                         worker::Generator::Create(*model, *backend, generator_options));
 

@@ -27,6 +27,7 @@ struct GenerateOptions {
   int32_t threads = 0;          // 0: every core
   std::string quant_matmul = "int8";  // GGUF weights on the CPU backend: int8 or fp32
   int32_t prefill_chunk = 0;    // 0: the whole prompt in one pass
+  std::string kv_cache_dtype = "auto";  // auto (fp32), fp32 or bf16
   bool ignore_eos = false;
 };
 

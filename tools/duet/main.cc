@@ -58,6 +58,9 @@ ABSL_FLAG(int32_t, max_num_batched_tokens, 0, "serve: most tokens in one step; 0
 ABSL_FLAG(int32_t, max_waiting_requests, 0, "serve: waiting requests beyond this get 429; 0: the router's default");
 ABSL_FLAG(double, gpu_memory_utilization, 0, "serve: fraction of GPU memory the workers may use; 0: default");
 ABSL_FLAG(double, kv_cache_gib, 0, "serve: KV cache per CPU worker in GiB; 0: the default");
+ABSL_FLAG(std::string, kv_cache_dtype, "auto",
+          "serve, generate: how the KV cache stores K and V: auto (fp32 on the CPU), fp32, or bf16 (half the "
+          "bytes: twice the tokens in the same memory, values rounded to bf16)");
 ABSL_FLAG(bool, restart_workers, false,
           "serve: restart a worker that exits or stops answering, on the same port; the router re-forms the group");
 ABSL_FLAG(double, worker_health_timeout, 30,
@@ -141,6 +144,7 @@ int Generate() {
   options.quant_matmul = absl::GetFlag(FLAGS_quant_matmul);
   options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
   options.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  options.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
   const absl::Status status = duet::cli::RunGenerate(options);
   if (!status.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
@@ -170,6 +174,7 @@ int Serve(const char* argv0) {
   options.kv_cache_gib = absl::GetFlag(FLAGS_kv_cache_gib);
   options.threads_per_worker = absl::GetFlag(FLAGS_threads);
   options.quant_matmul = absl::GetFlag(FLAGS_quant_matmul);
+  options.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
   options.binary_dir = absl::GetFlag(FLAGS_binary_dir);
   options.restart_workers = absl::GetFlag(FLAGS_restart_workers);
   options.worker_health_timeout = absl::Seconds(absl::GetFlag(FLAGS_worker_health_timeout));

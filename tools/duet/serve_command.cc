@@ -256,6 +256,12 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
                  options.quant_matmul.c_str());
     return 2;
   }
+  kernels::KvDtype kv_dtype;
+  if (options.kv_cache_dtype != "auto" && !kernels::ParseKvDtype(options.kv_cache_dtype, &kv_dtype)) {
+    std::fprintf(stderr, "error: --kv-cache-dtype must be auto, fp32 or bf16, not '%s'\n",
+                 options.kv_cache_dtype.c_str());
+    return 2;
+  }
   std::error_code error;
   const fs::path self_dir = fs::weakly_canonical(fs::path(argv0), error).parent_path();
   const fs::path binary_dir = options.binary_dir.empty() ? fs::path() : fs::path(options.binary_dir);
@@ -369,6 +375,7 @@ int RunServe(const ServeOptions& options, const std::string& argv0) {
     router_args.push_back(StrCat("--max-waiting-requests=", options.max_waiting_requests));
   }
   if (options.kv_cache_gib > 0) router_args.push_back(StrCat("--kv-cache-gib=", options.kv_cache_gib));
+  if (options.kv_cache_dtype != "auto") router_args.push_back("--kv-cache-dtype=" + options.kv_cache_dtype);
   if (options.gpu_memory_utilization > 0) {
     router_args.push_back(StrCat("--gpu-memory-utilization=", options.gpu_memory_utilization));
   }

@@ -46,6 +46,7 @@ struct ServeOptions {
   double kv_cache_gib = 0;            // CPU workers; 0: the router's default
   int threads_per_worker = 0;         // 0: the cores split among the ranks
   std::string quant_matmul = "int8";  // GGUF weights on CPU workers: int8 or fp32
+  std::string kv_cache_dtype = "auto";  // passed to the router: auto, fp32 or bf16
   // Where duet-worker and duet-router are; empty: found next to `duet`.
   std::string binary_dir;
   absl::Duration startup_timeout = absl::Minutes(30);

@@ -98,11 +98,13 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
   return model;
 }
 
-kernels::KvCacheLayout DecoderModel::KvLayout(int32_t num_blocks, int32_t block_size) const {
+kernels::KvCacheLayout DecoderModel::KvLayout(int32_t num_blocks, int32_t block_size,
+                                              kernels::KvDtype dtype) const {
   return kernels::KvCacheLayout{.num_blocks = num_blocks,
                                 .block_size = block_size,
                                 .num_kv_heads = static_cast<int32_t>(shard_.KvHeads(config_).count),
-                                .head_dim = static_cast<int32_t>(config_.head_dim)};
+                                .head_dim = static_cast<int32_t>(config_.head_dim),
+                                .dtype = dtype};
 }
 
 absl::Status DecoderModel::ValidateBatch(const ForwardBatch& batch, const KvCache& cache) const {

@@ -76,8 +76,9 @@ class DecoderModel {
   // Bytes of this shard's weights.
   uint64_t weight_bytes() const { return source_->bytes_loaded(); }
   // KV layout for a cache of `num_blocks` blocks of `block_size` tokens (this
-  // rank's KV heads).
-  kernels::KvCacheLayout KvLayout(int32_t num_blocks, int32_t block_size) const;
+  // rank's KV heads) stored as `dtype`.
+  kernels::KvCacheLayout KvLayout(int32_t num_blocks, int32_t block_size,
+                                  kernels::KvDtype dtype = kernels::KvDtype::kFloat32) const;
 
  private:
   DecoderModel(const ModelConfig& config, const ModelShard& shard,
