@@ -309,10 +309,14 @@ TEST_P(BackendOpsTest, WriteKv) {
   }
 }
 
-// Runs `backend` on the case's inputs, in its memory.
-std::vector<float> RunPagedAttention(Backend& backend, BackendMemory& memory,
-                                     const AttentionCase& c) {
-  BackendArray<float> q(memory, c.q), k_cache(memory, c.k_cache), v_cache(memory, c.v_cache);
+// Runs `backend` on the case's queries and batch over the given caches (fp32
+// or bf16 values, as `layout` says), in its memory.
+template <typename T>
+std::vector<float> RunPagedAttention(Backend& backend, BackendMemory& memory, const AttentionCase& c,
+                                     const KvCacheLayout& layout, const std::vector<T>& k_values,
+                                     const std::vector<T>& v_values) {
+  BackendArray<float> q(memory, c.q);
+  BackendArray<T> k_cache(memory, k_values), v_cache(memory, v_values);
   BackendArray<int32_t> query_start(memory, c.query_start), context_len(memory, c.context_len),
       block_tables(memory, c.block_tables);
   BackendArray<float> out(memory, std::vector<float>(c.q.size(), NAN));
@@ -320,67 +324,19 @@ std::vector<float> RunPagedAttention(Backend& backend, BackendMemory& memory,
   batch.query_start = query_start.get();
   batch.context_len = context_len.get();
   batch.block_tables = block_tables.get();
-  backend.PagedAttention(q.get(), k_cache.get(), v_cache.get(), c.layout, batch, c.num_q_heads,
-                         c.scale, out.get());
+  backend.PagedAttention(q.get(), k_cache.get(), v_cache.get(), layout, batch, c.num_q_heads, c.scale, out.get());
   return out.ToHost();
 }
 
-// A bf16 cache holds each value rounded to nearest even (the reference, the
-// definition, stores FloatToBf16 of it), and every backend writes the same bits.
-TEST_P(BackendOpsTest, WriteKvBf16) {
-  uint32_t seed = 650;
-  for (int64_t num_tokens : {1, 5, 40}) {
-    const KvCacheLayout layout{8, 16, 2, 128, KvDtype::kBfloat16};
-    const int64_t token_values = int64_t{layout.num_kv_heads} * layout.head_dim;
-    const int64_t cache_values = int64_t{layout.num_blocks} * layout.block_size * token_values;
-    std::vector<int32_t> slots(layout.num_blocks * layout.block_size);
-    std::iota(slots.begin(), slots.end(), 0);
-    std::shuffle(slots.begin(), slots.end(), std::mt19937(++seed));
-    slots.resize(num_tokens);
-    const std::vector<float> k = RandomFloats(num_tokens * token_values, ++seed);
-    const std::vector<float> v = RandomFloats(num_tokens * token_values, ++seed);
-    std::vector<uint16_t> k_expected(cache_values, 0x7fc1), v_expected(cache_values, 0x7fc1);
-    auto k_cache_dev = Upload(k_expected);
-    auto v_cache_dev = Upload(v_expected);
-    reference_->WriteKv(k.data(), v.data(), slots.data(), num_tokens, layout, k_expected.data(),
-                        v_expected.data());
-    for (int64_t t = 0; t < num_tokens; ++t) {
-      for (int64_t i = 0; i < token_values; ++i) {
-        ASSERT_EQ(k_expected[slots[t] * token_values + i], FloatToBf16(k[t * token_values + i]));
-        ASSERT_EQ(v_expected[slots[t] * token_values + i], FloatToBf16(v[t * token_values + i]));
-      }
-    }
-    auto k_dev = Upload(k);
-    auto v_dev = Upload(v);
-    auto slots_dev = Upload(slots);
-    backend_->WriteKv(k_dev->get(), v_dev->get(), slots_dev->get(), num_tokens, layout, k_cache_dev->get(),
-                      v_cache_dev->get());
-    EXPECT_EQ(k_cache_dev->ToHost(), k_expected) << num_tokens << " tokens";
-    EXPECT_EQ(v_cache_dev->ToHost(), v_expected) << num_tokens << " tokens";
-  }
+// The case's own fp32 caches.
+std::vector<float> RunPagedAttention(Backend& backend, BackendMemory& memory, const AttentionCase& c) {
+  return RunPagedAttention(backend, memory, c, c.layout, c.k_cache, c.v_cache);
 }
 
 // Sequence mixes: decodes of different lengths, a whole prompt, and prefill
 // chunks with earlier context already cached, side by side.
 std::vector<std::vector<SequenceSpec>> AttentionMixes() {
   return {{{1, 1}, {17, 1}, {40, 1}}, {{33, 33}}, {{50, 20}, {7, 1}, {5, 5}, {64, 3}}};
-}
-
-// The same over the case's caches as bf16 bits.
-std::vector<float> RunPagedAttentionBf16(Backend& backend, BackendMemory& memory, const AttentionCase& c,
-                                         const Bf16Caches& caches) {
-  BackendArray<float> q(memory, c.q);
-  BackendArray<uint16_t> k_cache(memory, caches.k_cache), v_cache(memory, caches.v_cache);
-  BackendArray<int32_t> query_start(memory, c.query_start), context_len(memory, c.context_len),
-      block_tables(memory, c.block_tables);
-  BackendArray<float> out(memory, std::vector<float>(c.q.size(), NAN));
-  AttentionBatch batch = c.batch();
-  batch.query_start = query_start.get();
-  batch.context_len = context_len.get();
-  batch.block_tables = block_tables.get();
-  backend.PagedAttention(q.get(), k_cache.get(), v_cache.get(), caches.layout, batch, c.num_q_heads, c.scale,
-                         out.get());
-  return out.ToHost();
 }
 
 TEST_P(BackendOpsTest, PagedAttention) {
@@ -418,7 +374,8 @@ TEST_P(BackendOpsTest, PagedAttentionBf16) {
       reference_->PagedAttention(c.q.data(), c.k_cache.data(), c.v_cache.data(), c.layout, c.batch(),
                                  c.num_q_heads, c.scale, widened.data());
       ASSERT_EQ(expected, widened) << c.Describe();
-      const std::vector<float> got = RunPagedAttentionBf16(*backend_, *memory_, c, caches);
+      const std::vector<float> got =
+          RunPagedAttention(*backend_, *memory_, c, caches.layout, caches.k_cache, caches.v_cache);
       EXPECT_EQ(got, RunPagedAttention(*backend_, *memory_, c)) << c.Describe();
       ExpectClose(got, expected, 0, 5e-5, c.Describe());
     }
